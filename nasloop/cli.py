@@ -1,0 +1,469 @@
+"""The ``nasloop`` command line: a thin layer over the library API."""
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.table import Table
+
+from . import __version__
+from .console import err, fmt, out, print_json
+from .errors import NasloopError
+from .space import Arch, coerce_archs
+
+
+class NasloopGroup(click.Group):
+    """Turns nasloop's own errors into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except NasloopError as e:
+            err.print(f"[red]error:[/red] {e}", highlight=False, markup=True, soft_wrap=True)
+            sys.exit(1)
+
+
+def data_dir_option(f):
+    return click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                        help="Benchmark data folder (eagle/, help/, nats/); default $NASLOOP_DATA.")(f)
+
+
+def device_options(f):
+    f = click.option("--skip-bad-rows", is_flag=True,
+                     help="For a device CSV: use the good rows and list the bad ones as warnings.")(f)
+    f = click.option("--device", "-d", required=True,
+                     help="Device name (see 'nasloop devices') or a CSV with columns arch,latency_ms.")(f)
+    return data_dir_option(f)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")(f)
+
+
+def load_device_cli(device: str, data_dir: str | None, skip_bad_rows: bool):
+    from .data import load_device
+
+    table = load_device(device, data_dir, skip_bad_rows=skip_bad_rows)
+    for note in table.notes:
+        err.print(f"[yellow]warning:[/yellow] {table.source}: {note}", highlight=False)
+    return table
+
+
+def parse_archs_cli(values) -> list[Arch]:
+    try:
+        return coerce_archs(values)
+    except NasloopError as e:
+        raise click.BadParameter(str(e), param_hint="ARCH") from None
+
+
+@click.group(cls=NasloopGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nasloop")
+def main() -> None:
+    """Hardware-aware neural architecture search over NAS-Bench-201."""
+
+
+@main.command()
+@data_dir_option
+@json_option
+def devices(data_dir: str | None, as_json: bool) -> None:
+    """List the devices whose latency tables are available."""
+    from .data import available_devices, load_device, resolve_data_dir
+
+    resolve_data_dir(data_dir, required=False)  # a wrong path is an error, not an empty list
+    rows = [load_device(d.name, data_dir).summary() for d in available_devices(data_dir)]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        err.print("no devices: pass --data-dir DIR or set NASLOOP_DATA=DIR to list benchmark tables")
+    t = Table(title="nasloop devices (latency in ms)")
+    for c in ("name", "description", "source", "cells", "median", "min", "max"):
+        t.add_column(c, justify="right" if c in ("cells", "median", "min", "max") else "left")
+    for r in rows:
+        t.add_row(r["name"], r["description"], r["source"].split("/")[-1], str(r["cells"]),
+                  fmt(r["median_ms"]), fmt(r["min_ms"]), fmt(r["max_ms"]))
+    out.print(t)
+
+
+@main.command()
+@device_options
+@click.argument("archs", nargs=-1, required=True)
+@json_option
+def lookup(device: str, data_dir: str | None, skip_bad_rows: bool, archs: tuple[str, ...],
+           as_json: bool) -> None:
+    """True latency (and accuracy, when known) of each ARCH on a device."""
+    from .data import DATASETS, load_accuracy
+
+    cells = parse_archs_cli(archs)
+    table = load_device_cli(device, data_dir, skip_bad_rows)
+    acc = load_accuracy(data_dir)
+    rows = []
+    for a in cells:
+        row: dict = {"arch": str(a), "latency_ms": table.get(a)}
+        if acc is not None:
+            for k in DATASETS:
+                row[k] = acc.get(a, k)
+        rows.append(row)
+    if as_json:
+        print_json(rows)
+        return
+    t = Table(title=f"{table.name}: true latency")
+    t.add_column("arch")
+    t.add_column("latency ms", justify="right")
+    keys = list(DATASETS) if acc is not None else []
+    for k in keys:
+        t.add_column(f"{k} %", justify="right")
+    for r in rows:
+        lat = fmt(r["latency_ms"]) if r["latency_ms"] is not None else "absent"
+        t.add_row(r["arch"], lat, *(fmt(r[k], 2) for k in keys))
+    out.print(t)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+
+# ---------------------------------------------------------------- predictors ----------
+def _predictor_params(name: str, config: str | None, sets: tuple[str, ...]) -> dict:
+    from .config import CONFIG_DIR, load_config, parse_sets
+
+    params: dict = {}
+    if config is None and (CONFIG_DIR / f"{name}.json").is_file():
+        params.update(load_config(CONFIG_DIR / f"{name}.json"))
+    if config is not None:
+        params.update(load_config(config))
+    params.update(parse_sets(sets))
+    return params
+
+
+class _EpochBar:
+    """Adapts a predictor's progress callback to a rich progress bar."""
+
+    def __init__(self, bar, label: str):
+        self.bar, self.label, self.task, self.member = bar, label, None, -1
+
+    def __call__(self, epoch: int, total: int, info: dict) -> None:
+        member = info.get("member", 0)
+        if self.task is None or member != self.member:
+            self.member = member
+            if self.task is not None:
+                self.bar.update(self.task, visible=False)
+            suffix = f" #{member + 1}" if member else ""
+            self.task = self.bar.add_task(f"{self.label}{suffix}", total=total, info="")
+        parts = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in info.items()
+                 if k in ("train_loss", "val_loss")]
+        self.bar.update(self.task, completed=epoch, info="  ".join(parts))
+
+
+def _metrics_table(title: str, rows: list[dict], keys=("acc_1", "acc_5", "acc_10", "spearman",
+                                                        "kendall", "mape", "err_p90")) -> Table:
+    t = Table(title=title)
+    for k in rows[0] if rows else []:
+        if k not in keys:
+            t.add_column(k)
+    for k in keys:
+        t.add_column(k, justify="right")
+    for r in rows:
+        t.add_row(*[str(r[k]) for k in r if k not in keys], *[fmt(r.get(k), 2) for k in keys])
+    return t
+
+
+@main.command("fit-predictor")
+@device_options
+@click.option("--predictor", "-p", default="gcn", show_default=True,
+              help="Registered predictor name ('nasloop predictors' lists them).")
+@click.option("--train", default=900, show_default=True, type=click.IntRange(1))
+@click.option("--val", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--config", default=None, help="JSON file (or name in configs/) of hyperparameters.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one hyperparameter.")
+@click.option("--out", "out_path", default=None, type=click.Path(),
+              help="Folder to save the fitted predictor.")
+@json_option
+def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, seed, config, sets,
+                  out_path, as_json) -> None:
+    """Fit a predictor on a seeded split of a device's cells; report test metrics."""
+    import time
+
+    from .console import progress as make_progress
+    from .metrics import latency_metrics
+    from .search.oracles import fit_on_device, split_cells
+
+    table = load_device_cli(device, data_dir, skip_bad_rows)
+    params = _predictor_params(predictor, config, sets)
+    _, _, test = split_cells(table, train, val, seed)
+    t0 = time.perf_counter()
+    with make_progress(transient=True) as bar:
+        pred, info = fit_on_device(predictor, table, train=train, val=val, seed=seed,
+                                   params=params, progress=_EpochBar(bar, f"fit {predictor}"))
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    from .space import all_archs
+    pred.predict(list(all_archs()))
+    predict_s = time.perf_counter() - t0
+    m = latency_metrics(table.lookup(test), pred.predict(test)) if test else {}
+    m.update(fit_seconds=fit_s, predict_seconds=predict_s)
+    info["metrics"] = m
+    saved = str(pred.save(out_path, **info)) if out_path else None
+    res = {"device": table.name, "predictor": predictor, "params": pred.get_params(),
+           "split": info["split"], "metrics": m, "saved_to": saved}
+    if as_json:
+        print_json(res)
+        return
+    out.print(_metrics_table(f"{predictor} on {table.name}: {len(test)} test cells (seed {seed})",
+                             [{"predictor": predictor, **m}]))
+    out.print(f"fit {fit_s:.1f} s, predict all 15,625 cells {predict_s:.3f} s"
+              + (f"; saved to {saved}" if saved else ""))
+
+
+@main.command()
+@json_option
+def predictors(as_json: bool) -> None:
+    """List the registered predictor backends."""
+    from .predictors import get_predictor_class, list_predictors
+
+    rows = []
+    for n in list_predictors():
+        cls = get_predictor_class(n)
+        rows.append({"name": n, "class": f"{cls.__module__}.{cls.__qualname__}",
+                     "summary": (cls.__doc__ or "").strip().splitlines()[0]})
+    if as_json:
+        print_json(rows)
+        return
+    t = Table(title="latency predictors")
+    for c in ("name", "summary", "class"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["name"], r["summary"], r["class"])
+    out.print(t)
+
+
+@main.command()
+@click.option("--predictor", "-p", "path", required=True, type=click.Path(),
+              help="Folder of a saved predictor (from fit-predictor --out).")
+@click.argument("archs", nargs=-1)
+@click.option("--all", "all_cells", is_flag=True, help="Predict all 15,625 cells.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write arch,latency_ms here.")
+@json_option
+def predict(path, archs, all_cells, csv_path, as_json) -> None:
+    """Predicted latency (ms) of ARCHs (or --all) with a saved predictor."""
+    import csv
+
+    from .predictors import load_predictor
+    from .space import all_archs
+
+    if bool(archs) == bool(all_cells):
+        raise click.UsageError("give ARCH arguments or --all (exactly one of them)")
+    cells = list(all_archs()) if all_cells else parse_archs_cli(archs)
+    pred = load_predictor(path)
+    lat = pred.predict(cells)
+    rows = [{"arch": str(a), "latency_ms": float(v)} for a, v in zip(cells, lat)]
+    if csv_path:
+        with open(csv_path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["arch", "latency_ms"])
+            w.writerows((r["arch"], f"{r['latency_ms']:.6f}") for r in rows)
+        err.print(f"wrote {len(rows)} predictions to {csv_path}")
+    if as_json:
+        print_json(rows)
+    elif not csv_path:
+        t = Table(title=f"predicted latency ({pred.name}, device {pred.fit_info_.get('device', '?')})")
+        t.add_column("arch")
+        t.add_column("latency ms", justify="right")
+        for r in rows[:200]:
+            t.add_row(r["arch"], fmt(r["latency_ms"]))
+        out.print(t)
+        if len(rows) > 200:
+            err.print(f"(showing 200 of {len(rows)}; use --csv FILE or --json for all)")
+
+
+@main.command()
+@click.option("--device", "-d", "devices_", required=True,
+              help="Comma-separated device names or CSV paths.")
+@data_dir_option
+@click.option("--predictors", "-p", "names", default="gcn,xgboost,linear,layerwise,flops",
+              show_default=True, help="Comma-separated predictor names.")
+@click.option("--train", default=900, show_default=True, type=click.IntRange(1))
+@click.option("--val", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(1),
+              help="Number of seeds (splits): 0..N-1.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a hyperparameter of every predictor that has it.")
+@json_option
+def evaluate(devices_, data_dir, names, train, val, seeds, sets, as_json) -> None:
+    """Mean and std of test metrics per predictor and device over several seeds."""
+    from .evaluation import evaluate_predictors
+
+    devs = [d.strip() for d in devices_.split(",") if d.strip()]
+    preds = [p.strip() for p in names.split(",") if p.strip()]
+    tables = [load_device_cli(d, data_dir, False) for d in devs]
+    from .console import progress as make_progress
+    with make_progress() as bar:
+        results = evaluate_predictors(tables, preds, train=train, val=val, seeds=seeds,
+                                      overrides=_overrides(sets), bar=bar)
+    if as_json:
+        print_json(results)
+        return
+    t = Table(title=f"test metrics, mean ± std over {seeds} seed(s), {train} training cells")
+    for c in ("device", "predictor", "acc_1", "acc_5", "acc_10", "spearman", "mape", "fit s",
+              "predict s"):
+        t.add_column(c, justify="left" if c in ("device", "predictor") else "right")
+    for r in results:
+        mu, sd = r["mean"], r["std"]
+        cell = lambda k, nd=1: f"{mu[k]:.{nd}f} ± {sd[k]:.{nd}f}"  # noqa: E731
+        t.add_row(r["device"], r["predictor"], cell("acc_1"), cell("acc_5"), cell("acc_10"),
+                  cell("spearman", 3), cell("mape", 2), f"{mu['fit_seconds']:.1f}",
+                  f"{mu['predict_seconds']:.3f}")
+    out.print(t)
+
+
+def _overrides(sets: tuple[str, ...]) -> dict:
+    from .config import parse_sets
+    return parse_sets(sets)
+
+
+# ---------------------------------------------------------------- search --------------
+class BudgetType(click.ParamType):
+    """A latency budget with a unit: 5ms, 5 ms, 0.005s, 5000us."""
+
+    name = "budget"
+
+    def convert(self, value, param, ctx):
+        from .units import BudgetError, parse_budget
+
+        try:
+            return parse_budget(value)
+        except BudgetError as e:
+            self.fail(str(e), param, ctx)
+
+
+@main.command()
+@click.option("--device", "-d", required=True,
+              help="Device name, a CSV of measurements, or 'cpu'/'cuda' to measure on this machine.")
+@data_dir_option
+@click.option("--skip-bad-rows", is_flag=True, help="For a device CSV: use the good rows only.")
+@click.option("--budget", "-b", required=True, type=BudgetType(), help="Latency budget, e.g. 5ms.")
+@click.option("--oracle", default=None,
+              help="'true', a saved predictor folder, or a predictor name (default: gcn).")
+@click.option("--train", default=900, show_default=True, type=click.IntRange(1),
+              help="Measured cells a predictor oracle is fitted on.")
+@click.option("--objective", default="cifar10", show_default=True,
+              type=click.Choice(["cifar10", "cifar100", "imagenet16"]))
+@click.option("--trials", default=300, show_default=True, type=click.IntRange(1))
+@click.option("--sampler", default="tpe", show_default=True,
+              type=click.Choice(["tpe", "nsga2", "random", "gp"]))
+@click.option("--mode", default="constrained", show_default=True,
+              type=click.Choice(["constrained", "pareto"]))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--storage", default=None, help="Optuna storage URL, e.g. sqlite:///study.db (resumable).")
+@click.option("--study-name", default=None, help="Study name inside --storage.")
+@click.option("--top", default=5, show_default=True, type=click.IntRange(1),
+              help="Finalists checked against true latency.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a hyperparameter of the oracle's predictor.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Where fitted oracles are cached (default $NASLOOP_CACHE or ~/.cache/nasloop).")
+@click.option("--no-cache", is_flag=True, help="Refit the oracle even if a cached one exists.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder for trials.csv, summary.json and search.png.")
+@json_option
+def search(device, data_dir, skip_bad_rows, budget, oracle, train, objective, trials, sampler,
+           mode, seed, storage, study_name, top, sets, cache_dir, no_cache, out_dir,
+           as_json) -> None:
+    """Find the most accurate cell under a latency budget, validated on true latency."""
+    from .console import progress as make_progress
+    from .data import load_accuracy
+    from .search import get_oracle, run_search
+    from .search.report import result_table, write_outputs
+
+    if device in ("cpu", "cuda"):
+        from .measure.live import live_search
+        res = live_search(device, budget, oracle=oracle, train=train, trials=trials,
+                          sampler=sampler, mode=mode, seed=seed, top=top, storage=storage,
+                          study_name=study_name, params=_overrides(sets), data_dir=data_dir,
+                          objective=objective, out_dir=out_dir)
+    else:
+        table = load_device_cli(device, data_dir, skip_bad_rows)
+        acc = load_accuracy(data_dir, required=True)
+        params = {}
+        if oracle not in (None, "true") and not __import__("os").path.exists(oracle or ""):
+            params = _predictor_params(oracle or "gcn", None, sets)
+        with make_progress(transient=True) as bar:
+            orc = get_oracle(oracle, table, train=train, seed=seed, params=params,
+                             cache_dir=cache_dir, use_cache=not no_cache,
+                             progress=_EpochBar(bar, f"fit oracle {oracle or 'gcn'}"))
+            task = bar.add_task("search", total=trials, info="")
+            res = run_search(table, budget, orc, acc, objective=objective, trials=trials,
+                             sampler=sampler, mode=mode, seed=seed, storage=storage,
+                             study_name=study_name, top=top,
+                             on_trial=lambda n, tot, info: bar.update(task, completed=n))
+    if out_dir:
+        write_outputs(res, out_dir)
+    if as_json:
+        print_json(res.to_dict())
+    else:
+        out.print(result_table(res))
+        if res.message:
+            err.print(f"[yellow]{res.message}[/yellow]")
+        if out_dir:
+            err.print(f"wrote trials.csv, summary.json and search.png to {out_dir}")
+    if res.interrupted:
+        err.print(f"interrupted: {res.trials} finished trial(s) kept"
+                  + (f" in {storage}" if storage else ""))
+        sys.exit(130)
+    if res.best is None:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- measuring -----------
+@main.command()
+@click.option("--device", "-d", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--cells", "n_cells", default=None, type=click.IntRange(1),
+              help="Measure N seeded random connected cells.")
+@click.option("--all", "all_cells", is_flag=True, help="Measure all 15,625 cells.")
+@click.option("--cells-from", type=click.Path(exists=True, dir_okay=False),
+              help="A file of arch strings (one a line, or a CSV with an 'arch' column).")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0))
+@click.option("--repeats", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="CSV to write (re-running with the same file resumes).")
+def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, threads, seed,
+            out_path) -> None:
+    """Time cells' networks on this machine; the CSV it writes is a device."""
+    from .console import progress as make_progress
+    from .measure.live import sample_cells
+    from .measure.timing import measure_to_csv
+    from .space import all_archs
+
+    if sum(bool(x) for x in (n_cells, all_cells, cells_from)) != 1:
+        raise click.UsageError("choose exactly one of --cells N, --all, --cells-from FILE")
+    if all_cells:
+        cells = list(all_archs())
+    elif n_cells:
+        cells = sample_cells(n_cells, seed)
+    else:
+        import csv as _csv
+        text = open(cells_from).read().splitlines()
+        if text and text[0].strip().startswith("arch"):
+            raw = [r["arch"] for r in _csv.DictReader(text)]
+        else:
+            raw = [ln.strip() for ln in text if ln.strip()]
+        cells = parse_archs_cli(raw)
+    done = 0
+    try:
+        with make_progress() as bar:
+            task = bar.add_task(f"measure on {device}", total=len(cells), info="")
+
+            def on_cell(n, tot, row):
+                bar.update(task, completed=n,
+                           info=f"{row['latency_ms']:.2f} ms" if row else "")
+            done = measure_to_csv(cells, out_path, device, batch=batch, warmup=warmup,
+                                  repeats=repeats, threads=threads, on_cell=on_cell)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: rows measured so far are in {out_path}; re-run the same "
+                  "command to resume")
+        sys.exit(130)
+    err.print(f"measured {done} new cell(s); {out_path} is usable as --device {out_path}")

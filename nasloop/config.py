@@ -1,0 +1,43 @@
+"""Predictor hyperparameters from config files (JSON) and ``--set key=value`` overrides."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """A JSON object of hyperparameters; a bare name looks in the project's ``configs/``."""
+    p = Path(path)
+    if not p.is_file() and (CONFIG_DIR / f"{path}.json").is_file():
+        p = CONFIG_DIR / f"{path}.json"
+    try:
+        data = json.loads(p.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ConfigError(f"config {p} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {p} must hold a JSON object of hyperparameters")
+    data.pop("_comment", None)
+    return data
+
+
+def parse_sets(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["lr=1e-3", "target=log"]`` -> ``{"lr": 0.001, "target": "log"}`` (JSON values)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r} must look like key=value, e.g. --set lr=1e-3")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        out[key.strip()] = value
+    return out

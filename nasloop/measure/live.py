@@ -1,0 +1,83 @@
+"""The main job with no downloaded data: measure, fit, search, and measure the finalists.
+
+``nasloop search --device cpu --budget 5ms`` on a bare machine: time a seeded sample of
+cells here, fit the chosen predictor on them, search with it as the oracle (objective:
+the accuracy table when a data directory is given, else the data-free synflow proxy),
+then time the finalists for real and return the best that truly meets the budget.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..console import err
+from ..data import load_accuracy
+from ..data.tables import load_csv_table
+from ..search.oracles import LatencyOracle, PredictorOracle, default_cache_dir
+from ..search.study import SearchResult, run_search
+from ..space import Arch, all_archs
+from .timing import _cpu_model, _device, measure_arch, measure_to_csv
+
+LIVE_WARMUP, LIVE_REPEATS = 3, 15
+
+
+class MeasureOracle(LatencyOracle):
+    """True latency measured now on this machine (used to validate finalists)."""
+
+    def __init__(self, device: str, repeats: int = 30):
+        super().__init__()
+        self.device, self.repeats, self.name = device, repeats, f"measured:{device}"
+
+    def _compute(self, archs: list[Arch]) -> np.ndarray:
+        return np.array([measure_arch(a, self.device, warmup=5, repeats=self.repeats)["latency_ms"]
+                         for a in archs])
+
+
+def sample_cells(n: int, seed: int) -> list[Arch]:
+    """A seeded sample of connected cells."""
+    cells = [a for a in all_archs() if a.is_connected()]
+    idx = np.random.default_rng(seed).permutation(len(cells))[:n]
+    return [cells[i] for i in idx]
+
+
+def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int, trials: int,
+                sampler: str, mode: str, seed: int, top: int, storage: str | None,
+                study_name: str | None, params: dict, data_dir: str | None, objective: str,
+                out_dir: str | None = None, cache_dir: str | None = None) -> SearchResult:
+    from ..console import progress
+    from ..predictors import create_predictor
+    from .zero_cost import synflow_scores
+
+    _device(device)
+    machine = hashlib.sha1(f"{device}:{_cpu_model()}".encode()).hexdigest()[:10]
+    csv_path = default_cache_dir(cache_dir) / f"live-{device}-{machine}.csv"
+    cells = sample_cells(train, seed)
+    with progress() as bar:
+        task = bar.add_task(f"measure {train} cells on {device}", total=train, info="")
+        measure_to_csv(cells, csv_path, device, warmup=LIVE_WARMUP, repeats=LIVE_REPEATS,
+                       on_cell=lambda n, tot, row: bar.update(task, completed=n))
+    table = load_csv_table(csv_path, name=f"live_{device}")
+    y = table.lookup(cells)
+    name = oracle or "gcn"
+    pred = create_predictor(name, **params)
+    if "seed" in pred.get_params():
+        pred.set_params(seed=seed)
+    err.print(f"fitting {name} on {len(cells)} cells measured on this machine ({csv_path})")
+    pred.fit(cells, y)
+    acc = load_accuracy(data_dir) if data_dir or __import__("os").environ.get("NASLOOP_DATA") else None
+    if acc is not None:
+        score, used = acc, objective
+    else:
+        score, used = synflow_scores, "synflow"
+        err.print("[yellow]no accuracy table: the objective is synflow, a data-free zero-cost "
+                  "proxy of accuracy (log10 score; higher is better)[/yellow]")
+    with progress(transient=True) as bar:
+        task = bar.add_task("search", total=trials, info="")
+        res = run_search(None, budget_ms, PredictorOracle(pred, name=name), score,
+                         objective=used, trials=trials, sampler=sampler, mode=mode, seed=seed,
+                         storage=storage, study_name=study_name, top=top,
+                         validator=MeasureOracle(device), device_name=f"this machine ({device})",
+                         on_trial=lambda n, tot, info: bar.update(task, completed=n))
+    return res

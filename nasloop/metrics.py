@@ -1,0 +1,25 @@
+"""Accuracy metrics of latency predictions (the paper's plus rank and error statistics)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def latency_metrics(true_ms: np.ndarray, pred_ms: np.ndarray) -> dict[str, float]:
+    """% within 1/5/10 % relative error, Spearman, Kendall tau, MAPE, RMSE, error percentiles."""
+    t = np.asarray(true_ms, dtype=np.float64)
+    p = np.asarray(pred_ms, dtype=np.float64)
+    rel = np.abs(p - t) / t * 100.0
+    return {
+        "acc_1": float(np.mean(rel <= 1) * 100), "acc_5": float(np.mean(rel <= 5) * 100),
+        "acc_10": float(np.mean(rel <= 10) * 100),
+        "spearman": float(stats.spearmanr(t, p).statistic) if len(t) > 1 else float("nan"),
+        "kendall": float(stats.kendalltau(t, p).statistic) if len(t) > 1 else float("nan"),
+        "mape": float(np.mean(rel)), "rmse_ms": float(np.sqrt(np.mean((p - t) ** 2))),
+        "err_p50": float(np.percentile(rel, 50)), "err_p90": float(np.percentile(rel, 90)),
+        "err_p99": float(np.percentile(rel, 99)),
+    }
+
+
+METRIC_KEYS = ("acc_1", "acc_5", "acc_10", "spearman", "kendall", "mape", "rmse_ms",
+               "err_p50", "err_p90", "err_p99")

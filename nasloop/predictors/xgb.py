@@ -1,0 +1,59 @@
+"""Gradient-boosted trees (XGBoost) on the paper's one-hot op encoding."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..space import Arch
+from .base import Predictor
+from .features import onehot, rich
+from .registry import register_predictor
+
+
+@register_predictor("xgboost")
+class XGBoostPredictor(Predictor):
+    """XGBoost regressor; ``features="onehot"`` (paper) or ``"rich"`` (live edges, FLOPs)."""
+
+    tags = {"stochastic": True, "iterative": False}
+
+    def __init__(self, *, n_estimators: int = 500, max_depth: int = 6, learning_rate: float = 0.05,
+                 subsample: float = 0.9, features: str = "onehot", seed: int = 0, n_jobs: int = 2):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.subsample = subsample
+        self.features = features
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _validate_params(self) -> None:
+        if self.features not in ("onehot", "rich"):
+            raise ConfigError(f"features must be 'onehot' or 'rich', got {self.features!r}")
+        if int(self.n_estimators) < 1:
+            raise ConfigError("n_estimators must be >= 1")
+
+    def _x(self, x: list[Arch]) -> np.ndarray:
+        return onehot(x) if self.features == "onehot" else rich(x)
+
+    def _fit(self, x, y, val, progress) -> None:
+        import xgboost as xgb
+
+        self.model_ = xgb.XGBRegressor(
+            n_estimators=int(self.n_estimators), max_depth=int(self.max_depth),
+            learning_rate=float(self.learning_rate), subsample=float(self.subsample),
+            random_state=int(self.seed), n_jobs=int(self.n_jobs), tree_method="hist")
+        self.model_.fit(self._x(x), y)
+
+    def _predict(self, x: list[Arch]) -> np.ndarray:
+        return self.model_.predict(self._x(x))
+
+    def _save_state(self, folder: Path) -> None:
+        self.model_.save_model(str(folder / "model.json"))  # XGBoost's own JSON: no code
+
+    def _load_state(self, folder: Path) -> None:
+        import xgboost as xgb
+
+        self.model_ = xgb.XGBRegressor()
+        self.model_.load_model(str(folder / "model.json"))

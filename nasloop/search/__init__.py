@@ -1,0 +1,8 @@
+"""Latency-constrained search: oracles and the Optuna study."""
+from .oracles import (DEFAULT_ORACLE, LatencyOracle, PredictorOracle, TableOracle, fit_on_device,
+                      get_oracle, split_cells)
+from .study import MODES, OBJECTIVES, SAMPLERS, Candidate, SearchResult, run_search
+
+__all__ = ["DEFAULT_ORACLE", "MODES", "OBJECTIVES", "SAMPLERS", "Candidate", "LatencyOracle",
+           "PredictorOracle", "SearchResult", "TableOracle", "fit_on_device", "get_oracle",
+           "run_search", "split_cells"]

@@ -1,0 +1,163 @@
+"""Latency oracles: anything that answers ``latency(archs) -> ms array``.
+
+Three kinds, picked by a spec string through :func:`get_oracle` (optuna's
+``get_storage`` idea: one normalising entry point):
+
+* ``"true"``: the device's measured table (validation, and the upper bound of search);
+* a path to a saved predictor folder;
+* a registered predictor name, fitted on the spot on ``train`` seeded random measured
+  cells of the device and cached on disk, so the next search on that device starts at once.
+
+Predictor oracles cache answers by canonical cell: isomorphic cells are evaluated once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..data.tables import LatencyTable
+from ..errors import ConfigError, DataError
+from ..predictors import Predictor, create_predictor, list_predictors, load_predictor
+from ..space import Arch, ArchLike, coerce_archs
+
+CACHE_ENV = "NASLOOP_CACHE"
+DEFAULT_ORACLE = "gcn"
+
+
+class LatencyOracle(ABC):
+    """Answers the latency (ms) of cells; subclasses implement :meth:`_compute`."""
+
+    name: str = "oracle"
+    #: whether answers may be shared between isomorphic cells
+    canonical_cache: bool = True
+
+    def __init__(self) -> None:
+        self._cache: dict[str, float] = {}
+        self.evaluations = 0  # distinct (canonical) cells computed
+
+    def latency(self, archs: Sequence[ArchLike]) -> np.ndarray:
+        cells = coerce_archs(archs)
+        keys = [a.canonical_key() if self.canonical_cache else str(a) for a in cells]
+        todo: dict[str, Arch] = {}
+        for k, a in zip(keys, cells):
+            if k not in self._cache and k not in todo:
+                todo[k] = a
+        if todo:
+            vals = self._compute(list(todo.values()))
+            self._cache.update(zip(todo.keys(), (float(v) for v in vals)))
+            self.evaluations += len(todo)
+        return np.array([self._cache[k] for k in keys], dtype=np.float64)
+
+    @abstractmethod
+    def _compute(self, archs: list[Arch]) -> np.ndarray: ...
+
+
+class TableOracle(LatencyOracle):
+    """The measured table itself; unmeasured cells answer NaN."""
+
+    canonical_cache = False  # each cell has its own measurement
+
+    def __init__(self, table: LatencyTable):
+        super().__init__()
+        self.table = table
+        self.name = "true"
+
+    def _compute(self, archs: list[Arch]) -> np.ndarray:
+        return self.table.lookup(archs)
+
+
+class PredictorOracle(LatencyOracle):
+    """A fitted :class:`~nasloop.predictors.Predictor`."""
+
+    def __init__(self, predictor: Predictor, name: str | None = None):
+        super().__init__()
+        self.predictor = predictor
+        self.name = name or predictor.name
+
+    def _compute(self, archs: list[Arch]) -> np.ndarray:
+        return self.predictor.predict(archs)
+
+
+def default_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nasloop"
+
+
+def split_cells(table: LatencyTable, train: int, val: int, seed: int
+                ) -> tuple[list[Arch], list[Arch], list[Arch]]:
+    """Seeded random split of the measured cells: train, validation, and the rest (test)."""
+    cells = table.cells()
+    if train < 1 or val < 0:
+        raise ConfigError(f"--train must be >= 1 and --val >= 0 (got {train}, {val})")
+    if train + val > len(cells):
+        raise ConfigError(f"device {table.name!r} has {len(cells)} measured cells; "
+                          f"--train {train} + --val {val} is more than that")
+    perm = np.random.default_rng(seed).permutation(len(cells))
+    pick = lambda idx: [cells[i] for i in idx]  # noqa: E731
+    return pick(perm[:train]), pick(perm[train:train + val]), pick(perm[train + val:])
+
+
+def fit_on_device(name: str, table: LatencyTable, *, train: int = 900, val: int = 100,
+                  seed: int = 0, params: dict | None = None,
+                  progress: Callable[[int, int, dict], None] | None = None
+                  ) -> tuple[Predictor, dict]:
+    """Fit predictor ``name`` on a seeded split of ``table``; returns it and the split info."""
+    tr, va, te = split_cells(table, train, val, seed)
+    params = dict(params or {})
+    if "seed" in create_predictor(name).get_params() and "seed" not in params:
+        params["seed"] = seed
+    pred = create_predictor(name, **params)
+    pred.fit(tr, table.lookup(tr), val=(va, table.lookup(va)) if va else None, progress=progress)
+    split = {"train": train, "val": val, "test": len(te), "seed": seed}
+    return pred, {"device": table.name, "device_source": table.source, "split": split}
+
+
+def _cache_key(table: LatencyTable, name: str, params: dict, train: int, val: int, seed: int) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(table.latency_ms).tobytes())
+    h.update(json.dumps([name, params, train, val, seed, __version__], sort_keys=True,
+                        default=str).encode())
+    return h.hexdigest()[:20]
+
+
+def get_oracle(spec: str | None, table: LatencyTable, *, train: int = 900, val: int = 100,
+               seed: int = 0, params: dict | None = None, cache_dir: str | Path | None = None,
+               use_cache: bool = True,
+               progress: Callable[[int, int, dict], None] | None = None) -> LatencyOracle:
+    """Turn an oracle spec (``true``, a predictor folder, a predictor name) into an oracle."""
+    spec = spec or DEFAULT_ORACLE
+    if isinstance(spec, LatencyOracle):
+        return spec
+    if spec == "true":
+        return TableOracle(table)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return PredictorOracle(load_predictor(path), name=f"file:{path.name}")
+    if spec not in list_predictors():
+        names = ", ".join(list_predictors())
+        raise ConfigError(f"unknown oracle {spec!r}: use 'true', the folder of a saved predictor, "
+                          f"or a predictor name ({names})")
+    params = dict(params or {})
+    folder = default_cache_dir(cache_dir) / f"{spec}-{table.name}-{_cache_key(table, spec, params, train, val, seed)}"
+    if use_cache and (folder / "meta.json").is_file():
+        try:
+            return PredictorOracle(load_predictor(folder), name=spec)
+        except DataError:
+            pass  # a corrupt cache entry is refitted below
+    pred, info = fit_on_device(spec, table, train=train, val=val, seed=seed, params=params,
+                               progress=progress)
+    try:
+        pred.save(folder, **info)
+    except OSError:
+        pass  # a read-only cache must not stop the search
+    return PredictorOracle(pred, name=spec)

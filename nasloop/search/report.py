@@ -1,0 +1,77 @@
+"""Presenting a :class:`SearchResult`: a rich table, and files for ``--out``."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from ..console import _clean, fmt
+from .study import SearchResult
+
+
+def result_table(res: SearchResult) -> Table:
+    title = (f"{res.device}: budget {res.budget_ms:g} ms, oracle {res.oracle}, {res.sampler}, "
+             f"{res.trials} trials ({res.unique_cells} distinct cells), objective {res.objective}")
+    t = Table(title=title)
+    for c in ("", "arch", "accuracy", "predicted ms", "true ms", "verdict"):
+        t.add_column(c, justify="right" if c in ("accuracy", "predicted ms", "true ms") else "left")
+    for c in res.finalists:
+        chosen = res.best is not None and c.arch == res.best.arch
+        verdict = "false positive" if c.false_positive else "meets budget"
+        if c.true_latency_ms is None:
+            verdict = "not measured"
+        t.add_row("★" if chosen else "", c.arch, fmt(c.accuracy, 2), fmt(c.predicted_latency_ms),
+                  fmt(c.true_latency_ms), verdict)
+    if res.optimum:
+        t.add_row("opt", res.optimum["arch"], fmt(res.optimum["accuracy"], 2), "",
+                  fmt(res.optimum["true_latency_ms"]),
+                  f"regret {res.regret:.2f}" if res.regret is not None else "")
+    return t
+
+
+def write_outputs(res: SearchResult, folder: str | Path) -> None:
+    """trials.csv, summary.json and search.png (accuracy vs latency, budget, front, choice)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "trials.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["number", "arch", "accuracy", "predicted_latency_ms"])
+        w.writeheader()
+        w.writerows(res.history)
+    (folder / "summary.json").write_text(json.dumps(_clean(res.to_dict()), indent=2))
+    plot_search(res, folder / "search.png")
+
+
+def plot_search(res: SearchResult, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(h["predicted_latency_ms"], h["accuracy"]) for h in res.history
+           if h["predicted_latency_ms"] is not None]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    if pts:
+        xs, ys = zip(*pts)
+        ax.scatter(xs, ys, s=8, alpha=0.35, label="trials (oracle latency)")
+    # feasible front: best accuracy so far as latency grows, among oracle-feasible trials
+    feas = sorted(p for p in pts if p[0] <= res.budget_ms)
+    front, best = [], -1.0
+    for x, y in feas:
+        if y > best:
+            front.append((x, y))
+            best = y
+    if front:
+        fx, fy = zip(*front)
+        ax.step(fx, fy, where="post", color="tab:green", label="feasible front")
+    ax.axvline(res.budget_ms, color="tab:red", ls="--", label=f"budget {res.budget_ms:g} ms")
+    if res.best is not None:
+        ax.scatter([res.best.true_latency_ms], [res.best.accuracy], marker="*", s=220,
+                   color="gold", edgecolor="k", zorder=5, label="chosen (true latency)")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel(f"{res.objective} accuracy (%)")
+    ax.set_title(f"{res.device}: {res.oracle} oracle, {res.sampler}")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

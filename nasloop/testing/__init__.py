@@ -1,0 +1,1 @@
+"""Test helpers shipped with nasloop, so third-party backends can run the same checks."""

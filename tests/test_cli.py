@@ -1,0 +1,116 @@
+import json
+
+from click.testing import CliRunner
+
+from nasloop.cli import main
+
+BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_devices_json_lists_27_tables():
+    r = run("devices", "--json")
+    assert r.exit_code == 0
+    rows = json.loads(r.stdout)
+    names = {x["name"] for x in rows}
+    assert len([n for n in names if not n.startswith("measured_")]) == 27
+    assert {"desktop_cpu", "desktop_gpu", "mobile_dsp"} <= names
+    assert all({"name", "description", "source", "cells", "median_ms"} <= set(x) for x in rows)
+
+
+def test_devices_table():
+    r = run("devices")
+    assert r.exit_code == 0 and "mobile_dsp" in r.stdout
+
+
+def test_lookup_json_absent_cell_is_null():
+    r = run("lookup", "--device", "desktop_cpu", BEST, "(0,0,0,0,0,0)", "--json")
+    assert r.exit_code == 0
+    rows = json.loads(r.stdout)
+    assert rows[0]["arch"] == BEST and rows[0]["latency_ms"] > 0 and rows[0]["cifar10"] > 90
+    assert rows[1]["latency_ms"] is None and "cifar100" in rows[1]
+
+
+def test_bad_inputs_get_one_line_and_nonzero_exit(monkeypatch, tmp_path):
+    r = run("lookup", "--device", "desktop_cpuu", BEST)
+    assert r.exit_code == 1 and "did you mean desktop_cpu" in r.stderr and "Traceback" not in r.output
+    r = run("lookup", "--device", "desktop_cpu", "|conv~0|")
+    assert r.exit_code == 2 and "ARCH" in r.stderr
+    r = run("search", "--device", "desktop_cpu", "--budget", "5 parsecs")
+    assert r.exit_code == 2 and "5 parsecs" in r.stderr
+    r = run("search", "--device", "desktop_cpu", "--budget", "5ms", "--objective", "mnist")
+    assert r.exit_code == 2
+    r = run("search", "--device", "desktop_cpu", "--budget", "5ms", "--oracle", "gnc")
+    assert r.exit_code == 1 and "unknown oracle" in r.stderr
+    monkeypatch.delenv("NASLOOP_DATA")
+    r = run("lookup", "--device", "desktop_cpu", BEST)
+    assert r.exit_code == 1 and "NASLOOP_DATA" in r.stderr
+    bad = tmp_path / "corrupt.csv"
+    bad.write_text("arch,latency_ms\n|x~0|,1\n")
+    r = run("lookup", "--device", str(bad), BEST)
+    assert r.exit_code == 1 and "line 2" in r.stderr
+
+
+def test_fit_predict_round_trip_via_cli(tmp_path):
+    out = tmp_path / "lin"
+    r = run("fit-predictor", "-d", "desktop_gpu", "-p", "linear", "--out", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    for k in ("acc_1", "acc_5", "acc_10", "mape", "spearman", "kendall", "fit_seconds",
+              "predict_seconds"):
+        assert k in res["metrics"]
+    assert res["split"] == {"train": 900, "val": 100, "test": 14284, "seed": 0}
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["fit_info"]["device"] == "desktop_gpu" and "acc_10" in meta["fit_info"]["metrics"]
+    r = run("predict", "--predictor", str(out), BEST, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)[0]["latency_ms"] > 0
+    csv_path = tmp_path / "all.csv"
+    r = run("predict", "--predictor", str(out), "--all", "--csv", str(csv_path))
+    assert r.exit_code == 0 and len(csv_path.read_text().splitlines()) == 15626
+
+
+def test_fit_predictor_on_user_csv_with_set(tmp_path, data_dir):
+    from nasloop.data import load_device
+    t = load_device("mobile_dsp", data_dir)
+    cells = t.cells()[:400]
+    f = tmp_path / "board.csv"
+    f.write_text("arch,latency_ms\n" + "".join(f"{a},{t.get(a)}\n" for a in cells))
+    r = run("fit-predictor", "-d", str(f), "-p", "xgboost", "--train", "300", "--val", "50",
+            "--set", "n_estimators=40", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["params"]["n_estimators"] == 40 and res["split"]["test"] == 50
+
+
+def test_evaluate_json_keys():
+    r = run("evaluate", "-d", "desktop_gpu,mobile_dsp", "-p", "linear,flops", "--seeds", "2",
+            "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert len(rows) == 4
+    for row in rows:
+        assert {"device", "predictor", "mean", "std"} <= set(row)
+        assert {"acc_1", "acc_5", "acc_10", "mape", "spearman", "kendall", "fit_seconds",
+                "predict_seconds"} <= set(row["mean"])
+
+
+def test_search_json_and_outputs(tmp_path):
+    out = tmp_path / "run"
+    r = run("search", "-d", "desktop_cpu", "--budget", "4ms", "--oracle", "linear", "--trials",
+            "80", "--out", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["best"]["true_latency_ms"] <= 4.0
+    for k in ("arch", "accuracy", "true_latency_ms", "predicted_latency_ms"):
+        assert k in res["best"]
+    for k in ("optimum", "regret", "false_positives", "trials", "unique_cells"):
+        assert k in res
+    assert {p.name for p in out.iterdir()} == {"trials.csv", "summary.json", "search.png"}
+
+
+def test_search_with_no_feasible_cell_exits_nonzero():
+    r = run("search", "-d", "desktop_cpu", "--budget", "0.2ms", "--oracle", "true", "--trials", "20")
+    assert r.exit_code == 1 and "fastest cell" in r.stderr

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from nasloop.graph import GLOBAL_NODE, INPUT_NODE, NODE_TYPES, OUTPUT_NODE, encode, encode_batch
+from nasloop.network import CellNetwork, measure_cost, network_cost
+from nasloop.space import Arch, all_archs
+
+
+def test_encoding_shapes_and_global_node():
+    a = Arch.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    adj, feat = encode(a)
+    assert adj.shape == (9, 9) and feat.shape == (9, len(NODE_TYPES))
+    live = feat.sum(1) > 0
+    # global node linked both ways to every live node
+    assert all(adj[GLOBAL_NODE, v] == adj[v, GLOBAL_NODE] == 1 for v in range(8) if live[v])
+    # skip 0->3 becomes a direct input->output edge; skip nodes themselves are removed
+    assert adj[INPUT_NODE, OUTPUT_NODE] == 1
+    assert not live[4] and not live[6]
+    # conv on edge 0->1 (node 1) feeds pool 1->2 (node 3) and conv 1->3 (node 5)
+    assert adj[1, 3] == adj[1, 5] == 1
+    assert feat[3, NODE_TYPES.index("avg_pool_3x3")] == 1
+
+
+def test_none_removed_and_dangling_pruned():
+    # node 1 gets conv from input, but nothing leaves node 1 -> pruned; 0->3 conv1x1 alive
+    a = Arch.from_tuple((3, 0, 0, 2, 0, 0))
+    adj, feat = encode(a)
+    assert feat[1].sum() == 0 and adj[1].sum() == 0 and adj[:, 1].sum() == 0
+    assert feat[4, NODE_TYPES.index("nor_conv_1x1")] == 1
+    assert adj[INPUT_NODE, 4] == adj[4, OUTPUT_NODE] == 1
+    unpruned_adj, unpruned_feat = encode(a, prune=False)
+    assert unpruned_feat[1].sum() == 1  # executed even though dead
+
+
+def test_disconnected_cell_keeps_only_global():
+    adj, feat = encode(Arch((0,) * 6))
+    assert adj.sum() == 0 and feat.sum() == 1 and feat[GLOBAL_NODE].sum() == 1
+
+
+def test_batch_matches_single():
+    cells = list(all_archs())[::997]
+    adj, feat = encode_batch(cells)
+    for i, a in enumerate(cells):
+        np.testing.assert_array_equal(adj[i], encode(a)[0])
+
+
+@pytest.mark.parametrize("ops", [(3,) * 6, (0,) * 6, (1, 2, 3, 4, 1, 2), (4, 4, 4, 2, 2, 2),
+                                 (2, 0, 3, 1, 4, 0), (3, 3, 4, 1, 3, 1)])
+def test_flops_and_params_match_the_module(ops):
+    a = Arch(ops)
+    assert network_cost(a) == measure_cost(CellNetwork(a))
+
+
+def test_known_extremes_of_the_space():
+    # NAS-Bench-201 reports 220.11 MFLOPs / 1.53 M params for the all-3x3 cell
+    c = network_cost(Arch((3,) * 6))
+    assert round(c.flops / 1e6, 2) == 220.12 and round(c.params / 1e6, 2) == 1.53
+    model = CellNetwork(Arch((3,) * 6)).eval()
+    import torch
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)

@@ -1,0 +1,43 @@
+import csv
+
+import numpy as np
+import pytest
+
+from nasloop.data import load_device
+from nasloop.measure.timing import measure_to_csv
+from nasloop.measure.zero_cost import synflow
+from nasloop.space import Arch, all_archs
+
+
+def test_measure_resumes_after_interruption(tmp_path):
+    cells = [a for a in all_archs() if a.is_connected()][:6]
+    out = tmp_path / "m.csv"
+
+    def boom(n, total, row):
+        if n == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        measure_to_csv(cells, out, warmup=1, repeats=2, on_cell=boom)
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 3  # rows were flushed as they were measured
+    assert measure_to_csv(cells, out, warmup=1, repeats=2) == 3  # only the rest
+    rows = list(csv.DictReader(open(out)))
+    assert [r["arch"] for r in rows] == [str(a) for a in cells]
+    assert (tmp_path / "m.json").is_file()
+    table = load_device(str(out))  # the file is a device
+    assert len(table) == 6 and all(v > 0 for v in table.lookup(cells))
+
+
+def test_synflow_prefers_bigger_networks():
+    big, small = Arch((3,) * 6), Arch((1, 1, 1, 1, 1, 1))
+    assert np.isfinite(synflow(big)) and synflow(big) > synflow(small)
+
+
+def test_profiled_layerwise_sums_layer_times():
+    from nasloop.predictors import create_predictor
+    p = create_predictor("layerwise", profile="cpu", repeats=3)
+    cells = [Arch((3,) * 6), Arch((2,) * 6)]
+    p.fit(cells, [1.0, 1.0])  # profiled mode ignores the latencies
+    pred = p.predict(cells)
+    assert pred[0] > pred[1] > p.fixed_ms_ > 0

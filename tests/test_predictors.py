@@ -1,0 +1,104 @@
+"""Every registered predictor through the one conformance suite (plus backend specifics)."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from nasloop.predictors import create_predictor, list_predictors, register_predictor
+from nasloop.predictors.registry import UnknownPredictorError
+from nasloop.testing.predictor_checks import all_checks
+
+#: fast parameters per backend for the suite (the real configs are exercised by benchmarks)
+FAST = {
+    "gcn": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3, "threads": 1},
+    "xgboost": {"n_estimators": 50},
+}
+#: known exceptions to a check, each with its reason
+XFAIL: dict[tuple[str, str], str] = {}
+
+
+def _make(name):
+    return lambda **kw: create_predictor(name, **{**FAST.get(name, {}), **kw})
+
+
+@pytest.mark.parametrize("name", list_predictors())
+@pytest.mark.parametrize("check", list(all_checks()), ids=lambda c: c.__name__)
+def test_conformance(name, check, sample):
+    if (name, check.__name__) in XFAIL:
+        pytest.xfail(XFAIL[(name, check.__name__)])
+    check(name, _make(name), sample)
+
+
+def test_registry_lists_the_paper_backends():
+    assert {"gcn", "xgboost", "linear", "layerwise", "flops"} <= set(list_predictors())
+
+
+def test_unknown_name_suggests_closest():
+    with pytest.raises(UnknownPredictorError, match="did you mean xgboost"):
+        create_predictor("xgbost")
+
+
+def test_duplicate_registration_refused():
+    from nasloop.predictors.linear import LinearPredictor
+    with pytest.raises(ValueError, match="already registered"):
+        register_predictor("linear")(type("Other", (LinearPredictor,), {}))
+
+
+def test_gcn_ablation_switches_change_the_model(sample):
+    archs, y = sample
+    base = _make("gcn")().fit(archs, y).predict(archs[:20])
+    ident = _make("gcn")(adjacency="identity").fit(archs, y).predict(archs[:20])
+    rand = _make("gcn")(features="random").fit(archs, y).predict(archs[:20])
+    assert not np.allclose(base, ident) and not np.allclose(base, rand)
+
+
+def test_gcn_bad_hyperparameter_is_a_clear_error(sample):
+    from nasloop.errors import ConfigError
+    with pytest.raises(ConfigError, match="adjacency"):
+        create_predictor("gcn", adjacency="full").fit(*sample)
+
+
+def test_third_party_backend_via_entry_point(tmp_path, data_dir):
+    """A plugin installed as a distribution registers through the entry-point group."""
+    pkg = tmp_path / "site"
+    (pkg / "nl_plugin").mkdir(parents=True)
+    (pkg / "nl_plugin" / "__init__.py").write_text(textwrap.dedent('''
+        import numpy as np
+        from nasloop.predictors import Predictor
+
+        class MeanPredictor(Predictor):
+            """Predicts the training mean plus a per-conv bonus."""
+            tags = {"stochastic": False, "iterative": False}
+            def __init__(self, *, bonus: float = 0.0):
+                self.bonus = bonus
+            def _fit(self, x, y, val, progress):
+                self.mean_ = float(np.mean(y))
+            def _predict(self, x):
+                return np.array([self.mean_ + self.bonus * a.ops.count(3) for a in x])
+            def _save_state(self, folder):
+                (folder / "mean.txt").write_text(repr(self.mean_))
+            def _load_state(self, folder):
+                self.mean_ = float((folder / "mean.txt").read_text())
+    '''))
+    dist = pkg / "nl_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: nl-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[nasloop.predictors]\nmeanplug = nl_plugin:MeanPredictor\n")
+    code = textwrap.dedent(f'''
+        import sys; sys.path.insert(0, {str(pkg)!r})
+        from nasloop.predictors import list_predictors, create_predictor, load_predictor
+        from nasloop.data import load_device
+        from nasloop.testing.predictor_checks import all_checks
+        assert "meanplug" in list_predictors(), list_predictors()
+        t = load_device("desktop_cpu", {str(data_dir)!r})
+        cells = t.cells()[:100]; y = t.lookup(cells)
+        for check in all_checks():
+            if check.__name__ == "check_learns_something":
+                continue  # a mean predictor is a stub by design
+            check("meanplug", lambda **kw: create_predictor("meanplug", **kw), (cells, y))
+        print("plugin ok")
+    ''')
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "plugin ok" in r.stdout, r.stderr[-2000:]
