@@ -40,4 +40,9 @@ def test_profiled_layerwise_sums_layer_times():
     cells = [Arch((3,) * 6), Arch((2,) * 6)]
     p.fit(cells, [1.0, 1.0])  # profiled mode ignores the latencies
     pred = p.predict(cells)
-    assert pred[0] > pred[1] > p.fixed_ms_ > 0
+    t = p.profile_table_
+    assert all(v > 0 for v in t.values())
+    # all-3x3 cell: 6 conv3x3 per cell, 5 cells per stage, plus stem/reductions/head
+    expect = t["fixed"] + sum(30 * t[f"stage{s}/3"] for s in range(3))
+    assert pred[0] == pytest.approx(expect)
+    assert pred[1] == pytest.approx(t["fixed"] + sum(30 * t[f"stage{s}/2"] for s in range(3)))
