@@ -13,9 +13,7 @@ import sys
 
 from nasloop.config import load_config, parse_sets
 from nasloop.data import load_device
-from nasloop.evaluation import default_params, evaluate_one
-
-import numpy as np
+from nasloop.evaluation import evaluate_predictors
 
 
 def main() -> None:
@@ -31,24 +29,19 @@ def main() -> None:
     a = ap.parse_args()
     print("| device | predictor | acc_1 | acc_5 | acc_10 | spearman | mape | fit s | predict-all s |")
     print("|---|---|---|---|---|---|---|---|---|")
+    overrides = load_config(a.config) if a.config else {}
+    overrides.update(parse_sets(a.sets))
     for dev in a.devices.split(","):
         table = load_device(dev, a.data_dir)
-        for name in a.predictors.split(","):
-            params = default_params(name)
-            if a.config:
-                params.update(load_config(a.config))
-            params.update(parse_sets(a.sets))
-            runs = [evaluate_one(table, name, train=a.train, seed=s, params=params)
-                    for s in range(a.seeds)]
-            mu = {k: np.mean([r[k] for r in runs]) for k in runs[0]}
-            sd = {k: np.std([r[k] for r in runs]) for k in runs[0]}
-            label = a.label or name
+        for r in evaluate_predictors([table], a.predictors.split(","), train=a.train,
+                                     seeds=a.seeds, overrides=overrides):
+            mu, sd = r["mean"], r["std"]
+            label = a.label or r["predictor"]
             print(f"| {dev} | {label} | {mu['acc_1']:.1f} ± {sd['acc_1']:.1f} | "
                   f"{mu['acc_5']:.1f} ± {sd['acc_5']:.1f} | {mu['acc_10']:.1f} ± {sd['acc_10']:.1f} | "
                   f"{mu['spearman']:.3f} | {mu['mape']:.2f} | {mu['fit_seconds']:.1f} | "
                   f"{mu['predict_seconds']:.3f} |", flush=True)
             print(json.dumps({"device": dev, "predictor": label, "mean": mu}), file=sys.stderr)
-
 
 if __name__ == "__main__":
     main()
