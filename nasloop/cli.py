@@ -1,12 +1,14 @@
 """The ``nasloop`` command line: a thin layer over the library API."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 from rich.table import Table
 
 from . import __version__
+from .config import predictor_params
 from .console import err, fmt, out, print_json
 from .errors import NasloopError
 from .space import Arch, coerce_archs
@@ -124,18 +126,6 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 # ---------------------------------------------------------------- predictors ----------
-def _predictor_params(name: str, config: str | None, sets: tuple[str, ...]) -> dict:
-    from .config import CONFIG_DIR, load_config, parse_sets
-
-    params: dict = {}
-    if config is None and (CONFIG_DIR / f"{name}.json").is_file():
-        params.update(load_config(CONFIG_DIR / f"{name}.json"))
-    if config is not None:
-        params.update(load_config(config))
-    params.update(parse_sets(sets))
-    return params
-
-
 class _EpochBar:
     """Adapts a predictor's progress callback to a rich progress bar."""
 
@@ -190,7 +180,7 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, seed, 
     from .search.oracles import fit_on_device, split_cells
 
     table = load_device_cli(device, data_dir, skip_bad_rows)
-    params = _predictor_params(predictor, config, sets)
+    params = predictor_params(predictor, config, sets)
     _, _, test = split_cells(table, train, val, seed)
     t0 = time.perf_counter()
     with make_progress(transient=True) as bar:
@@ -345,8 +335,11 @@ class BudgetType(click.ParamType):
 @click.option("--budget", "-b", required=True, type=BudgetType(), help="Latency budget, e.g. 5ms.")
 @click.option("--oracle", default=None,
               help="'true', a saved predictor folder, or a predictor name (default: gcn).")
-@click.option("--train", default=900, show_default=True, type=click.IntRange(1),
-              help="Measured cells a predictor oracle is fitted on.")
+@click.option("--train", default=None, type=click.IntRange(1),
+              help="Measured cells a predictor oracle is fitted on [default: 900 from a table; "
+                   "200 measured now with --device cpu|cuda].")
+@click.option("--config", default=None,
+              help="Hyperparameter file for the oracle's predictor (a path or a name in configs/).")
 @click.option("--objective", default="cifar10", show_default=True,
               type=click.Choice(["cifar10", "cifar100", "imagenet16"]))
 @click.option("--trials", default=300, show_default=True, type=click.IntRange(1))
@@ -367,8 +360,8 @@ class BudgetType(click.ParamType):
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Folder for trials.csv, summary.json and search.png.")
 @json_option
-def search(device, data_dir, skip_bad_rows, budget, oracle, train, objective, trials, sampler,
-           mode, seed, storage, study_name, top, sets, cache_dir, no_cache, out_dir,
+def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objective, trials,
+           sampler, mode, seed, storage, study_name, top, sets, cache_dir, no_cache, out_dir,
            as_json) -> None:
     """Find the most accurate cell under a latency budget, validated on true latency."""
     from .console import progress as make_progress
@@ -376,22 +369,26 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, objective, tr
     from .search import get_oracle, run_search
     from .search.report import result_table, write_outputs
 
+    from .search.oracles import DEFAULT_ORACLE
+
+    oracle = oracle or DEFAULT_ORACLE
+    params = {}
+    if oracle != "true" and not os.path.exists(oracle):
+        params = predictor_params(oracle, config, sets)
     if device in ("cpu", "cuda"):
-        from .measure.live import live_search
-        res = live_search(device, budget, oracle=oracle, train=train, trials=trials,
-                          sampler=sampler, mode=mode, seed=seed, top=top, storage=storage,
-                          study_name=study_name, params=_overrides(sets), data_dir=data_dir,
-                          objective=objective, out_dir=out_dir)
+        from .measure.live import LIVE_TRAIN, live_search
+        res = live_search(device, budget, oracle=oracle, train=train or LIVE_TRAIN,
+                          trials=trials, sampler=sampler, mode=mode, seed=seed, top=top,
+                          storage=storage, study_name=study_name, params=params,
+                          data_dir=data_dir, objective=objective, out_dir=out_dir,
+                          cache_dir=cache_dir)
     else:
         table = load_device_cli(device, data_dir, skip_bad_rows)
         acc = load_accuracy(data_dir, required=True)
-        params = {}
-        if oracle not in (None, "true") and not __import__("os").path.exists(oracle or ""):
-            params = _predictor_params(oracle or "gcn", None, sets)
         with make_progress(transient=True) as bar:
-            orc = get_oracle(oracle, table, train=train, seed=seed, params=params,
+            orc = get_oracle(oracle, table, train=train or 900, seed=seed, params=params,
                              cache_dir=cache_dir, use_cache=not no_cache,
-                             progress=_EpochBar(bar, f"fit oracle {oracle or 'gcn'}"))
+                             progress=_EpochBar(bar, f"fit oracle {oracle}"))
             task = bar.add_task("search", total=trials, info="")
             res = run_search(table, budget, orc, acc, objective=objective, trials=trials,
                              sampler=sampler, mode=mode, seed=seed, storage=storage,
@@ -420,7 +417,9 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, objective, tr
 @click.option("--device", "-d", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--cells", "n_cells", default=None, type=click.IntRange(1),
               help="Measure N seeded random connected cells.")
-@click.option("--all", "all_cells", is_flag=True, help="Measure all 15,625 cells.")
+@click.option("--all", "all_cells", is_flag=True,
+              help="Measure all 15,625 cells, in a --seed shuffled order so that slow drift of "
+                   "the machine does not line up with the cell structure.")
 @click.option("--cells-from", type=click.Path(exists=True, dir_okay=False),
               help="A file of arch strings (one a line, or a CSV with an 'arch' column).")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
@@ -430,18 +429,25 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, objective, tr
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="CSV to write (re-running with the same file resumes).")
+@click.option("--repeat-check", is_flag=True,
+              help="Measure the cells a second time in a separate run (into OUT.run2.csv) "
+                   "and report the run-to-run difference: the noise floor.")
+@json_option
 def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, threads, seed,
-            out_path) -> None:
+            out_path, repeat_check, as_json) -> None:
     """Time cells' networks on this machine; the CSV it writes is a device."""
     from .console import progress as make_progress
     from .measure.live import sample_cells
+    import numpy as np
+
     from .measure.timing import measure_to_csv
-    from .space import all_archs
+    from .space import all_archs, arch_index
 
     if sum(bool(x) for x in (n_cells, all_cells, cells_from)) != 1:
         raise click.UsageError("choose exactly one of --cells N, --all, --cells-from FILE")
     if all_cells:
-        cells = list(all_archs())
+        every = list(all_archs())
+        cells = [every[i] for i in np.random.default_rng(seed).permutation(len(every))]
     elif n_cells:
         cells = sample_cells(n_cells, seed)
     else:
@@ -452,18 +458,45 @@ def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, thre
         else:
             raw = [ln.strip() for ln in text if ln.strip()]
         cells = parse_archs_cli(raw)
-    done = 0
-    try:
-        with make_progress() as bar:
-            task = bar.add_task(f"measure on {device}", total=len(cells), info="")
+    from pathlib import Path
 
-            def on_cell(n, tot, row):
-                bar.update(task, completed=n,
-                           info=f"{row['latency_ms']:.2f} ms" if row else "")
-            done = measure_to_csv(cells, out_path, device, batch=batch, warmup=warmup,
-                                  repeats=repeats, threads=threads, on_cell=on_cell)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: rows measured so far are in {out_path}; re-run the same "
-                  "command to resume")
-        sys.exit(130)
-    err.print(f"measured {done} new cell(s); {out_path} is usable as --device {out_path}")
+    runs = [Path(out_path)]
+    if repeat_check:
+        runs.append(Path(out_path).with_suffix(".run2.csv"))
+    for i, path in enumerate(runs):
+        done = 0
+        label = f"measure on {device}" + (f" (run {i + 1} of 2)" if repeat_check else "")
+        try:
+            with make_progress() as bar:
+                task = bar.add_task(label, total=len(cells), info="")
+
+                def on_cell(n, tot, row):
+                    bar.update(task, completed=n,
+                               info=f"{row['latency_ms']:.2f} ms" if row else "")
+                done = measure_to_csv(cells, path, device, batch=batch, warmup=warmup,
+                                      repeats=repeats, threads=threads, on_cell=on_cell)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: rows measured so far are in {path}; re-run the same "
+                      "command to resume")
+            sys.exit(130)
+        err.print(f"measured {done} new cell(s); {path} is usable as --device {path}")
+    if repeat_check:
+        from .data.tables import load_csv_table
+        from .measure.noise import run_to_run
+
+        tables = [load_csv_table(p) for p in runs]
+        for t in tables:  # only the cells of this command, even if the files hold more
+            keep = np.zeros_like(t.measured)
+            keep[[arch_index(a) for a in cells]] = True
+            t.latency_ms[~keep] = np.nan
+        noise = run_to_run(*tables)
+        noise.update(first=str(runs[0]), second=str(runs[1]))
+        if as_json:
+            print_json(noise)
+        else:
+            t = Table(title=f"run-to-run noise on {device} ({noise['cells']} cells)")
+            for col in ("median %", "p90 %", "max %", "within 1 %", "within 5 %", "within 10 %"):
+                t.add_column(col, justify="right")
+            t.add_row(*(fmt(noise[k], 2) for k in ("median_pct", "p90_pct", "max_pct")),
+                      *(fmt(noise[k], 1) for k in ("within_1", "within_5", "within_10")))
+            out.print(t)

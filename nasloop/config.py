@@ -41,3 +41,19 @@ def parse_sets(pairs: Iterable[str]) -> dict[str, Any]:
             value = raw
         out[key.strip()] = value
     return out
+
+
+def predictor_params(name: str, config: str | Path | None = None,
+                     sets: Iterable[str] | dict[str, Any] = ()) -> dict[str, Any]:
+    """The hyperparameters a predictor is built with: the one home of that rule.
+
+    ``configs/<name>.json`` when there is one (the project's defaults for that backend),
+    replaced by ``config`` when given, then ``sets`` (``key=value`` strings or a dict) on top.
+    """
+    params: dict[str, Any] = {}
+    if config is not None:
+        params.update(load_config(config))
+    elif (CONFIG_DIR / f"{name}.json").is_file():
+        params.update(load_config(CONFIG_DIR / f"{name}.json"))
+    params.update(sets if isinstance(sets, dict) else parse_sets(sets))
+    return params

@@ -6,18 +6,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .config import CONFIG_DIR, load_config
+from .config import predictor_params
 from .data.tables import LatencyTable
 from .metrics import latency_metrics
 from .predictors import create_predictor
 from .search.oracles import fit_on_device, split_cells
 from .space import all_archs
-
-
-def default_params(name: str) -> dict:
-    """The project's config for ``name`` (``configs/<name>.json``), if there is one."""
-    f = CONFIG_DIR / f"{name}.json"
-    return load_config(f) if f.is_file() else {}
 
 
 def evaluate_one(table: LatencyTable, name: str, *, train: int = 900, val: int = 100,
@@ -45,7 +39,7 @@ def evaluate_predictors(tables: Sequence[LatencyTable], names: Sequence[str], *,
     task = bar.add_task("evaluate", total=len(tables) * len(names) * seeds, info="") if bar else None
     for table in tables:
         for name in names:
-            params = default_params(name)
+            params = predictor_params(name)
             accepted = create_predictor(name).get_params()
             params.update({k: v for k, v in (overrides or {}).items() if k in accepted})
             runs = []

@@ -7,11 +7,14 @@ structure (connectivity, live edges, canonical form).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Union
+
+import numpy as np
 
 from .errors import ArchError
 
@@ -213,3 +216,17 @@ def arch_from_index(index: int) -> Arch:
         index, o = divmod(int(index), len(OPS))
         ops.append(o)
     return Arch(tuple(reversed(ops)))
+
+
+@functools.lru_cache(maxsize=1)
+def canonical_representatives() -> np.ndarray:
+    """For every cell index, the index of the first cell with the same canonical key.
+
+    Lets whole-space consumers (oracles, tables) compute once per isomorphism class.
+    """
+    first: dict[str, int] = {}
+    reps = np.empty(NUM_CELLS, dtype=np.int64)
+    for i, arch in enumerate(all_archs()):
+        reps[i] = first.setdefault(arch.canonical_key(), i)
+    reps.flags.writeable = False
+    return reps

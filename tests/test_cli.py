@@ -114,3 +114,29 @@ def test_search_json_and_outputs(tmp_path):
 def test_search_with_no_feasible_cell_exits_nonzero():
     r = run("search", "-d", "desktop_cpu", "--budget", "0.2ms", "--oracle", "true", "--trials", "20")
     assert r.exit_code == 1 and "fastest cell" in r.stderr
+
+
+def test_live_search_needs_no_data_and_validates_by_timing(monkeypatch, tmp_path):
+    monkeypatch.delenv("NASLOOP_DATA")
+    r = run("search", "--device", "cpu", "--budget", "5ms", "--train", "10")
+    assert r.exit_code == 1 and "--train 10" in r.stderr and "at least 30" in r.stderr
+    r = run("search", "--device", "cpu", "--budget", "5ms", "--oracle", "true")
+    assert r.exit_code == 1 and "--oracle true" in r.stderr
+    r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "30", "--oracle",
+            "linear", "--trials", "15", "--top", "2", "--cache-dir", str(tmp_path), "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["objective"] == "synflow" and "synflow" in r.stderr
+    assert 0 < res["best"]["true_latency_ms"] <= 200  # timed for real, not predicted
+    assert list(tmp_path.glob("live-cpu-*.csv"))  # the measured cells are kept for next time
+
+
+def test_measure_repeat_check_reports_run_to_run_noise(tmp_path):
+    out = tmp_path / "noise.csv"
+    r = run("measure", "--cells", "3", "--warmup", "1", "--repeats", "3", "--out", str(out),
+            "--repeat-check", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["cells"] == 3 and res["second"].endswith("noise.run2.csv")
+    assert (tmp_path / "noise.run2.csv").is_file() and (tmp_path / "noise.run2.json").is_file()
+    assert 0 <= res["median_pct"] <= res["p90_pct"] <= res["max_pct"]

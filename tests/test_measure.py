@@ -46,3 +46,22 @@ def test_profiled_layerwise_sums_layer_times():
     expect = t["fixed"] + sum(30 * t[f"stage{s}/3"] for s in range(3))
     assert pred[0] == pytest.approx(expect)
     assert pred[1] == pytest.approx(t["fixed"] + sum(30 * t[f"stage{s}/2"] for s in range(3)))
+
+
+def test_noise_statistics_on_known_tables():
+    from nasloop.data.tables import LatencyTable
+    from nasloop.measure.noise import isomorph_spread, run_to_run
+    from nasloop.space import NUM_CELLS, arch_index
+
+    a, b = Arch.from_tuple((3, 2, 2, 1, 0, 0)), Arch.from_tuple((4, 3, 1, 1, 0, 0))  # isomorphic
+    c = Arch.from_tuple((3, 3, 3, 3, 3, 3))
+    lat = np.full(NUM_CELLS, np.nan)
+    lat[[arch_index(a), arch_index(b), arch_index(c)]] = [10.0, 12.0, 5.0]
+    spread = isomorph_spread(LatencyTable("t", "", "", lat))
+    assert spread["groups"] == 1 and spread["cells"] == 2  # c has no isomorph measured
+    np.testing.assert_allclose(spread["median_pct"], (1 / 11 * 100 + 1 / 11 * 100) / 2)
+    lat2 = lat.copy()
+    lat2[arch_index(c)] = 5.5
+    rr = run_to_run(LatencyTable("1", "", "", lat), LatencyTable("2", "", "", lat2))
+    assert rr["cells"] == 3 and rr["within_1"] == pytest.approx(200 / 3)
+    np.testing.assert_allclose(rr["max_pct"], 0.5 / 5.25 * 100)

@@ -13,6 +13,7 @@ from nasloop.testing.predictor_checks import all_checks
 #: fast parameters per backend for the suite (the real configs are exercised by benchmarks)
 FAST = {
     "gcn": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3, "threads": 1},
+    "gcn_plus": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3},
     "xgboost": {"n_estimators": 50},
 }
 #: known exceptions to a check, each with its reason

@@ -98,8 +98,11 @@ def test_oracle_caches_by_canonical_cell_and_on_disk(cpu, tmp_path):
     assert isinstance(o, PredictorOracle)
     from nasloop.space import Arch
     a, b = Arch.from_tuple((3, 2, 2, 1, 0, 0)), Arch.from_tuple((4, 3, 1, 1, 0, 0))  # isomorphic
-    o.latency([a, b])
-    assert o.evaluations == 1
+    la, lb = o.latency([a, b])
+    assert la == lb and o.evaluations == 6466  # the whole space, once per isomorphism class
+    lazy = PredictorOracle(o.predictor, precompute=False)
+    np.testing.assert_allclose(lazy.latency([a, b]), [la, lb])
+    assert lazy.evaluations == 1
     cached = list(tmp_path.iterdir())
     assert len(cached) == 1
     o2 = get_oracle("linear", table, train=200, cache_dir=tmp_path)

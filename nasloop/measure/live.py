@@ -15,12 +15,17 @@ import numpy as np
 from ..console import err
 from ..data import load_accuracy
 from ..data.tables import load_csv_table
-from ..search.oracles import LatencyOracle, PredictorOracle, default_cache_dir
+from ..errors import ConfigError
+from ..predictors import load_predictor
+from ..search.oracles import DEFAULT_ORACLE, LatencyOracle, PredictorOracle, default_cache_dir
 from ..search.study import SearchResult, run_search
 from ..space import Arch, all_archs
 from .timing import _cpu_model, _device, measure_arch, measure_to_csv
 
 LIVE_WARMUP, LIVE_REPEATS = 3, 15
+#: cells measured for the oracle when --train is not given, and the fewest accepted: below
+#: ~30 cells a fitted predictor extrapolates wildly (linear on 20 cells predicted < 0 ms)
+LIVE_TRAIN, MIN_LIVE_TRAIN = 200, 30
 
 
 class MeasureOracle(LatencyOracle):
@@ -51,6 +56,13 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
     from .zero_cost import synflow_scores
 
     _device(device)
+    if train < MIN_LIVE_TRAIN:
+        raise ConfigError(f"--train {train}: fitting a latency predictor needs at least "
+                          f"{MIN_LIVE_TRAIN} measured cells (default {LIVE_TRAIN})")
+    if oracle == "true":
+        raise ConfigError("--oracle true needs a table of measured latencies; with --device "
+                          f"{device} every cell would have to be timed. Use a predictor name "
+                          "(default gcn_plus) or measure a table with `nasloop measure --all`")
     machine = hashlib.sha1(f"{device}:{_cpu_model()}".encode()).hexdigest()[:10]
     csv_path = default_cache_dir(cache_dir) / f"live-{device}-{machine}.csv"
     cells = sample_cells(train, seed)
@@ -60,12 +72,23 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
                        on_cell=lambda n, tot, row: bar.update(task, completed=n))
     table = load_csv_table(csv_path, name=f"live_{device}")
     y = table.lookup(cells)
-    name = oracle or "gcn"
-    pred = create_predictor(name, **params)
-    if "seed" in pred.get_params():
-        pred.set_params(seed=seed)
-    err.print(f"fitting {name} on {len(cells)} cells measured on this machine ({csv_path})")
-    pred.fit(cells, y)
+    name = oracle or DEFAULT_ORACLE
+    if Path(name).exists():
+        pred = load_predictor(name)
+        err.print(f"using the saved predictor {name} (not refitted)")
+    else:
+        pred = create_predictor(name, **params)
+        if "seed" in pred.get_params():
+            pred.set_params(seed=seed)
+        err.print(f"fitting {name} on {len(cells)} cells measured on this machine ({csv_path})")
+        pred.fit(cells, y)
+    oracle_obj = PredictorOracle(pred, name=name)
+    everything = oracle_obj.predict_all()
+    bad = int(np.sum(~(everything > 0)))
+    if bad:
+        err.print(f"[yellow]{name} fitted on {len(cells)} cells predicts a non-positive latency "
+                  f"for {bad} of {len(everything)} cells: its answers there are meaningless "
+                  f"(finalists are still timed for real); use a larger --train[/yellow]")
     acc = load_accuracy(data_dir) if data_dir or __import__("os").environ.get("NASLOOP_DATA") else None
     if acc is not None:
         score, used = acc, objective
@@ -75,7 +98,7 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
                   "proxy of accuracy (log10 score; higher is better)[/yellow]")
     with progress(transient=True) as bar:
         task = bar.add_task("search", total=trials, info="")
-        res = run_search(None, budget_ms, PredictorOracle(pred, name=name), score,
+        res = run_search(None, budget_ms, oracle_obj, score,
                          objective=used, trials=trials, sampler=sampler, mode=mode, seed=seed,
                          storage=storage, study_name=study_name, top=top,
                          validator=MeasureOracle(device), device_name=f"this machine ({device})",

@@ -169,15 +169,22 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
                            catch=(), gc_after_trial=False)
     except KeyboardInterrupt:
         interrupted = True  # finished trials are in the study (and its storage)
-    res = _summarise(study, table, budget_ms, oracle, validator, acc_of, score, objective,
-                     sampler, mode, seed, top, interrupted)
+    def scores_everywhere() -> np.ndarray:
+        # the accuracy table already is an index-ordered array; a proxy is scored only
+        # when there is a table to find the optimum in
+        if isinstance(accuracy, AccuracyTable):
+            return accuracy.accuracy[objective]
+        return score_all(score)
+
+    res = _summarise(study, table, budget_ms, oracle, validator, acc_of, scores_everywhere,
+                     objective, sampler, mode, seed, top, interrupted)
     if device_name:
         res.device = device_name
     return res
 
 
-def _summarise(study, table, budget_ms, oracle, validator, acc_of, score, objective, sampler,
-               mode, seed, top, interrupted) -> SearchResult:
+def _summarise(study, table, budget_ms, oracle, validator, acc_of, scores_everywhere, objective,
+               sampler, mode, seed, top, interrupted) -> SearchResult:
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     history, seen = [], {}
     for t in complete:
@@ -206,7 +213,7 @@ def _summarise(study, table, budget_ms, oracle, validator, acc_of, score, object
             best = c
     optimum = None
     if table is not None:
-        optimum = optimum_under_budget(table, np.asarray(score_all(score, table)), budget_ms)
+        optimum = optimum_under_budget(table, np.asarray(scores_everywhere()), budget_ms)
     regret = (optimum["accuracy"] - best.accuracy) if (optimum and best) else None
     fp = sum(c.false_positive for c in finalists)
     msg = ""
@@ -238,7 +245,7 @@ def _summarise(study, table, budget_ms, oracle, validator, acc_of, score, object
         pareto_front=front, history=history)
 
 
-def score_all(score, table: LatencyTable) -> np.ndarray:
+def score_all(score: Callable[[list[Arch]], np.ndarray]) -> np.ndarray:
     """Objective of every cell in index order (NaN where unknown)."""
     from ..space import all_archs
     cells = list(all_archs())
