@@ -18,14 +18,14 @@ import torch
 
 from nasloop.config import predictor_params
 from nasloop.data import load_device
-from nasloop.graph import encode_batch
+from nasloop.graph import clear_encoding_cache
 from nasloop.predictors import load_predictor
 from nasloop.search.oracles import fit_on_device
 from nasloop.space import all_archs
 
 
 def _time(pred, cells, repeats: int) -> tuple[float, float]:
-    encode_batch.cache_clear()
+    clear_encoding_cache()
     t0 = time.perf_counter()
     pred.predict(cells)
     cold = time.perf_counter() - t0

@@ -334,7 +334,7 @@ class BudgetType(click.ParamType):
 @click.option("--skip-bad-rows", is_flag=True, help="For a device CSV: use the good rows only.")
 @click.option("--budget", "-b", required=True, type=BudgetType(), help="Latency budget, e.g. 5ms.")
 @click.option("--oracle", default=None,
-              help="'true', a saved predictor folder, or a predictor name (default: gcn).")
+              help="'true', a saved predictor folder, or a predictor name (default: gcn_plus).")
 @click.option("--train", default=None, type=click.IntRange(1),
               help="Measured cells a predictor oracle is fitted on [default: 900 from a table; "
                    "200 measured now with --device cpu|cuda].")
@@ -367,9 +367,8 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
     from .console import progress as make_progress
     from .data import load_accuracy
     from .search import get_oracle, run_search
-    from .search.report import result_table, write_outputs
-
     from .search.oracles import DEFAULT_ORACLE
+    from .search.report import result_table, write_outputs
 
     oracle = oracle or DEFAULT_ORACLE
     params = {}
@@ -436,10 +435,10 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
 def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, threads, seed,
             out_path, repeat_check, as_json) -> None:
     """Time cells' networks on this machine; the CSV it writes is a device."""
-    from .console import progress as make_progress
-    from .measure.live import sample_cells
     import numpy as np
 
+    from .console import progress as make_progress
+    from .measure.live import sample_cells
     from .measure.timing import measure_to_csv
     from .space import all_archs, arch_index
 

@@ -99,3 +99,8 @@ def _encode_cached(arch: Arch, prune: bool) -> tuple[np.ndarray, np.ndarray]:
     adj.flags.writeable = False
     feat.flags.writeable = False
     return adj, feat
+
+
+def clear_encoding_cache() -> None:
+    """Forget cached encodings (benchmarks time the cold path with it)."""
+    _encode_cached.cache_clear()

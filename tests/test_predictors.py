@@ -103,3 +103,20 @@ def test_third_party_backend_via_entry_point(tmp_path, data_dir):
     ''')
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "plugin ok" in r.stdout, r.stderr[-2000:]
+
+
+def test_adjacency_modes_mean_sum_and_symmetric():
+    from nasloop.graph import GLOBAL_NODE, encode
+    from nasloop.predictors.gcn import ADJACENCY_MODES, normalise_adjacency
+    from nasloop.space import Arch
+
+    adj, _ = encode(Arch.from_tuple((3, 3, 4, 2, 3, 1)))
+    mean, total = normalise_adjacency(adj, "normal"), normalise_adjacency(adj, "sum")
+    sym, ident = normalise_adjacency(adj, "sym"), normalise_adjacency(adj, "identity")
+    live = int(adj[GLOBAL_NODE].sum())
+    assert total[GLOBAL_NODE].sum() == live + 1  # the global node sums over every live node
+    np.testing.assert_allclose(mean.sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(sym, sym.T, rtol=1e-6)
+    assert np.allclose(total, total.T) and (total >= mean).all()
+    np.testing.assert_array_equal(ident, np.eye(9))
+    assert set(ADJACENCY_MODES) == {"normal", "sym", "sum", "identity"}

@@ -29,8 +29,8 @@ from ..space import (NUM_CELLS, Arch, ArchLike, arch_from_index, arch_index,
                      canonical_representatives, coerce_archs)
 
 CACHE_ENV = "NASLOOP_CACHE"
-#: the BRP-NAS GCN with nasloop's training recipe: fits in ~1.5 min, more accurate than
-#: the paper's batch-1 recipe (10+ min here); ``--oracle gcn`` gives the paper's
+#: the BRP-NAS GCN with nasloop's training recipe: fits in 1-2 min, about as accurate as
+#: the paper's batch-1 recipe (10-15 min here); ``--oracle gcn`` gives the paper's
 DEFAULT_ORACLE = "gcn_plus"
 
 

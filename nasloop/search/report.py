@@ -8,15 +8,22 @@ from pathlib import Path
 from rich.table import Table
 
 from ..console import _clean, fmt
+from ..data.accuracy import DATASETS
 from .study import SearchResult
 
 
+def _score_label(res: SearchResult) -> str:
+    """``accuracy`` for an accuracy table; the proxy's name (e.g. ``synflow``) otherwise."""
+    return "accuracy" if res.objective in DATASETS else res.objective
+
+
 def result_table(res: SearchResult) -> Table:
+    score = _score_label(res)
     title = (f"{res.device}: budget {res.budget_ms:g} ms, oracle {res.oracle}, {res.sampler}, "
              f"{res.trials} trials ({res.unique_cells} distinct cells), objective {res.objective}")
     t = Table(title=title)
-    for c in ("", "arch", "accuracy", "predicted ms", "true ms", "verdict"):
-        t.add_column(c, justify="right" if c in ("accuracy", "predicted ms", "true ms") else "left")
+    for c in ("", "arch", score, "predicted ms", "true ms", "verdict"):
+        t.add_column(c, justify="right" if c in (score, "predicted ms", "true ms") else "left")
     for c in res.finalists:
         chosen = res.best is not None and c.arch == res.best.arch
         verdict = "false positive" if c.false_positive else "meets budget"
@@ -69,7 +76,8 @@ def plot_search(res: SearchResult, path: Path) -> None:
         ax.scatter([res.best.true_latency_ms], [res.best.accuracy], marker="*", s=220,
                    color="gold", edgecolor="k", zorder=5, label="chosen (true latency)")
     ax.set_xlabel("latency (ms)")
-    ax.set_ylabel(f"{res.objective} accuracy (%)")
+    ax.set_ylabel(f"{res.objective} accuracy (%)" if res.objective in DATASETS
+                  else f"{res.objective} score")
     ax.set_title(f"{res.device}: {res.oracle} oracle, {res.sampler}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
