@@ -45,6 +45,8 @@ def test_bad_inputs_get_one_line_and_nonzero_exit(monkeypatch, tmp_path):
     assert r.exit_code == 2
     r = run("search", "--device", "desktop_cpu", "--budget", "5ms", "--oracle", "gnc")
     assert r.exit_code == 1 and "unknown oracle" in r.stderr
+    r = run("search", "--device", "desktop_cpu", "--budget", "5ms", "--config", "nope.json")
+    assert r.exit_code == 1 and "cannot read config nope.json" in r.stderr
     monkeypatch.delenv("NASLOOP_DATA")
     r = run("lookup", "--device", "desktop_cpu", BEST)
     assert r.exit_code == 1 and "NASLOOP_DATA" in r.stderr

@@ -65,3 +65,19 @@ def test_noise_statistics_on_known_tables():
     rr = run_to_run(LatencyTable("1", "", "", lat), LatencyTable("2", "", "", lat2))
     assert rr["cells"] == 3 and rr["within_1"] == pytest.approx(200 / 3)
     np.testing.assert_allclose(rr["max_pct"], 0.5 / 5.25 * 100)
+
+
+def test_profiled_layerwise_calibration_fits_scale_and_offset(monkeypatch):
+    import nasloop.measure.profile as profile
+    from nasloop.predictors import create_predictor
+    cells = [Arch((3,) * 6), Arch((2,) * 6), Arch((4, 3, 2, 1, 0, 3)), Arch((1, 2, 3, 4, 2, 1))]
+    plain = create_predictor("layerwise", profile="cpu", repeats=3).fit(cells, [1.0] * 4)
+    table = dict(plain.profile_table_)
+    monkeypatch.setattr(profile, "profile_layers", lambda *a, **k: table)  # same layer times
+    raw = plain.predict(cells)
+    target = 2.0 * raw + 0.5  # a device twice as slow plus a fixed overhead
+    cal = create_predictor("layerwise", profile="cpu", calibrate=True).fit(cells, target)
+    np.testing.assert_allclose(cal.predict(cells), target, rtol=1e-9)
+    assert cal.scale_ == pytest.approx(2.0) and cal.offset_ == pytest.approx(0.5)
+    uncal = create_predictor("layerwise", profile="cpu").fit(cells, target)
+    np.testing.assert_allclose(uncal.predict(cells), raw)  # without calibration: the plain sum

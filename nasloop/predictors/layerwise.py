@@ -9,7 +9,9 @@ Two ways to get the per-layer costs:
   still yields a valid non-negative table and the predictions are what matter.
 * ``profile="cpu"`` / ``"cuda"`` (a device nasloop can run): every distinct layer (stem,
   each op at each stage width, the reduction blocks, the head) is timed in isolation on
-  the device and summed; training data are not used at all.
+  the device and summed; training data are not used at all, unless ``calibrate=True``:
+  then one scale and one offset are fitted on the training cells by least squares, to
+  absorb what isolated layers leave out (node additions, ``none`` multiplies, call overhead).
 """
 from __future__ import annotations
 
@@ -30,10 +32,12 @@ class LayerwisePredictor(Predictor):
 
     tags = {"stochastic": False, "iterative": False}
 
-    def __init__(self, *, profile: str | None = None, repeats: int = 30, threads: int | None = None):
+    def __init__(self, *, profile: str | None = None, repeats: int = 30, threads: int | None = None,
+                 calibrate: bool = False):
         self.profile = profile
         self.repeats = repeats
         self.threads = threads
+        self.calibrate = calibrate
 
     def _validate_params(self) -> None:
         if self.profile not in (None, "cpu", "cuda"):
@@ -55,17 +59,28 @@ class LayerwisePredictor(Predictor):
             # each op's count is already per-cell * 5 cells in stage_op_counts
             self.fixed_ms_ = float(table["fixed"])
             self.profile_table_ = table
+        self.scale_, self.offset_ = 1.0, 0.0
+        if self.profile is not None and self.calibrate:
+            raw = self._raw(x)
+            a, b = np.polyfit(raw, np.asarray(y, dtype=np.float64), 1)
+            if a > 0:  # a negative slope would invert the ranking: keep the plain sum
+                self.scale_, self.offset_ = float(a), float(b)
+
+    def _raw(self, x: list[Arch]) -> np.ndarray:
+        return stage_op_counts(x) @ self.layer_ms_ + self.fixed_ms_
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
-        return stage_op_counts(x) @ self.layer_ms_ + self.fixed_ms_
+        return self._raw(x) * self.scale_ + self.offset_
 
     def _save_state(self, folder: Path) -> None:
         save_json_state(folder, {"layer_ms": self.layer_ms_.tolist(), "fixed_ms": self.fixed_ms_,
+                                 "scale": self.scale_, "offset": self.offset_,
                                  "profile_table": getattr(self, "profile_table_", None)})
 
     def _load_state(self, folder: Path) -> None:
         s = load_json_state(folder)
         self.layer_ms_ = np.asarray(s["layer_ms"], dtype=np.float64)
         self.fixed_ms_ = float(s["fixed_ms"])
+        self.scale_, self.offset_ = float(s.get("scale", 1.0)), float(s.get("offset", 0.0))
         if s.get("profile_table"):
             self.profile_table_ = s["profile_table"]
