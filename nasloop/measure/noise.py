@@ -13,6 +13,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..data.tables import LatencyTable
+from ..space import canonical_representatives
 
 
 def _summary(rel_pct: np.ndarray) -> dict[str, float]:
@@ -37,9 +38,10 @@ def run_to_run(first: LatencyTable, second: LatencyTable) -> dict[str, float]:
 
 def isomorph_spread(table: LatencyTable) -> dict[str, float]:
     """Deviation of each cell from its isomorphism group's median (groups of 2 or more)."""
-    groups: dict[str, list[float]] = defaultdict(list)
-    for arch in table.cells():
-        groups[arch.canonical_key()].append(table.get(arch))
+    idx = np.flatnonzero(table.measured)
+    groups: dict[int, list[float]] = defaultdict(list)
+    for rep, ms in zip(canonical_representatives()[idx], table.latency_ms[idx]):
+        groups[int(rep)].append(float(ms))
     rel = []
     for vals in groups.values():
         if len(vals) > 1:

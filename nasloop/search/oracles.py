@@ -46,8 +46,10 @@ class LatencyOracle(ABC):
         self.evaluations = 0  # distinct (canonical) cells computed
 
     def latency(self, archs: Sequence[ArchLike]) -> np.ndarray:
-        cells = coerce_archs(archs)
-        keys = [arch_index(a) for a in cells]
+        return self._by_index([arch_index(a) for a in coerce_archs(archs)])
+
+    def _by_index(self, keys: list[int]) -> np.ndarray:
+        """Answers for cell indices, each computed once (per class with ``canonical_cache``)."""
         if self.canonical_cache:
             # every cell is answered by its class representative, so the answer does not
             # depend on which isomorph was asked first
@@ -105,13 +107,8 @@ class PredictorOracle(LatencyOracle):
     def predict_all(self) -> np.ndarray:
         """Predicted latency of every cell (index order), computed once per isomorphism class."""
         if self._all is None:
-            reps = canonical_representatives()
-            uniq = np.unique(reps)
-            vals = np.full(NUM_CELLS, np.nan)
-            vals[uniq] = self._compute([arch_from_index(i) for i in uniq])
-            self._all = vals[reps]
+            self._all = self._by_index(list(range(NUM_CELLS)))  # one batch, one per class
             self._all.flags.writeable = False
-            self.evaluations = len(uniq)
         return self._all
 
     def _compute(self, archs: list[Arch]) -> np.ndarray:
