@@ -13,7 +13,7 @@ import sys
 
 from nasloop.config import load_config, parse_sets
 from nasloop.data import load_device
-from nasloop.evaluation import evaluate_predictors
+from nasloop.evaluation import Protocol, evaluate_predictors
 
 
 def main() -> None:
@@ -22,6 +22,7 @@ def main() -> None:
     ap.add_argument("--predictors", default="linear,flops,layerwise,xgboost")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--train", type=int, default=900)
+    ap.add_argument("--split", default="random", choices=("random", "grouped"))
     ap.add_argument("--config", default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--label", default=None)
@@ -33,9 +34,10 @@ def main() -> None:
     overrides.update(parse_sets(a.sets))
     for dev in a.devices.split(","):
         table = load_device(dev, a.data_dir)
-        for r in evaluate_predictors([table], a.predictors.split(","), train=a.train,
-                                     seeds=a.seeds, overrides=overrides):
-            mu, sd = r["mean"], r["std"]
+        protocol = Protocol(a.train, 100, a.split, tuple(range(a.seeds)))
+        for r in evaluate_predictors([table], a.predictors.split(","), protocol,
+                                     overrides=overrides):
+            mu, sd = r["mean"], {k: (0.0 if v != v else v) for k, v in r["std"].items()}
             label = a.label or r["predictor"]
             print(f"| {dev} | {label} | {mu['acc_1']:.1f} ± {sd['acc_1']:.1f} | "
                   f"{mu['acc_5']:.1f} ± {sd['acc_5']:.1f} | {mu['acc_10']:.1f} ± {sd['acc_10']:.1f} | "

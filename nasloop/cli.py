@@ -158,52 +158,115 @@ def _metrics_table(title: str, rows: list[dict], keys=("acc_1", "acc_5", "acc_10
     return t
 
 
+def split_options(f):
+    f = click.option("--split", "split_kind", default="random", show_default=True,
+                     type=click.Choice(["random", "grouped"]),
+                     help="random: the paper's split; grouped: no test cell has an isomorph "
+                          "in training.")(f)
+    return f
+
+
+def check_out_folder(path: str | None, force: bool) -> None:
+    """Refuse a predictor output path that cannot be written, before any fitting."""
+    from pathlib import Path
+
+    if not path:
+        return
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise click.BadParameter(f"{path} is a file; give a folder for the saved predictor",
+                                 param_hint="--out")
+    if p.is_dir() and any(p.iterdir()) and not force:
+        raise click.BadParameter(f"{path} already exists and is not empty; pass --force to "
+                                 "overwrite it or choose another folder", param_hint="--out")
+    parent = p.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"cannot create {path}: {parent} is not writable",
+                                 param_hint="--out")
+
+
 @main.command("fit-predictor")
 @device_options
-@click.option("--predictor", "-p", default="gcn", show_default=True,
+@click.option("--predictor", "-p", default="auto", show_default=True,
               help="Registered predictor name ('nasloop predictors' lists them).")
 @click.option("--train", default=900, show_default=True, type=click.IntRange(1))
 @click.option("--val", default=100, show_default=True, type=click.IntRange(0))
-@click.option("--seed", default=0, show_default=True, type=int)
+@split_options
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
+              help="Seed of the split (and of the model, unless --model-seed).")
+@click.option("--model-seed", default=None, type=click.IntRange(0),
+              help="Seed of the model's initialisation [default: --seed].")
 @click.option("--config", default=None, help="JSON file (or name in configs/) of hyperparameters.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one hyperparameter.")
 @click.option("--out", "out_path", default=None, type=click.Path(),
               help="Folder to save the fitted predictor.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
 @json_option
-def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, seed, config, sets,
-                  out_path, as_json) -> None:
+def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_kind, seed,
+                  model_seed, config, sets, out_path, force, as_json) -> None:
     """Fit a predictor on a seeded split of a device's cells; report test metrics."""
     import time
 
     from .console import progress as make_progress
+    from .evaluation import resolve_params
     from .metrics import latency_metrics
-    from .search.oracles import fit_on_device, split_cells
+    from .space import all_archs
+    from .splits import SplitSpec, fit_on_split, split_cells
 
+    check_out_folder(out_path, force)
     table = load_device_cli(device, data_dir, skip_bad_rows)
     params = predictor_params(predictor, config, sets)
-    _, _, test = split_cells(table, train, val, seed)
+    resolve_params(predictor, params)  # a bad name or value fails before the fit
+    spec = SplitSpec(train, val, seed, split_kind)
+    _, _, test = split_cells(table, train, val, seed, split_kind)
     t0 = time.perf_counter()
     with make_progress(transient=True) as bar:
-        pred, info = fit_on_device(predictor, table, train=train, val=val, seed=seed,
-                                   params=params, progress=_EpochBar(bar, f"fit {predictor}"))
+        pred, info = fit_on_split(predictor, table, spec, params=params, model_seed=model_seed,
+                                  progress=_EpochBar(bar, f"fit {predictor}"))
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    from .space import all_archs
     pred.predict(list(all_archs()))
     predict_s = time.perf_counter() - t0
     m = latency_metrics(table.lookup(test), pred.predict(test)) if test else {}
     m.update(fit_seconds=fit_s, predict_seconds=predict_s)
     info["metrics"] = m
+    if out_path and force:
+        import shutil
+        shutil.rmtree(out_path, ignore_errors=True)
     saved = str(pred.save(out_path, **info)) if out_path else None
     res = {"device": table.name, "predictor": predictor, "params": pred.get_params(),
            "split": info["split"], "metrics": m, "saved_to": saved}
+    if hasattr(pred, "choice_"):
+        res["choice"] = pred.choice_
     if as_json:
         print_json(res)
         return
-    out.print(_metrics_table(f"{predictor} on {table.name}: {len(test)} test cells (seed {seed})",
+    out.print(_metrics_table(f"{predictor} on {table.name}: {len(test)} test cells "
+                             f"({split_kind} split, seed {seed})",
                              [{"predictor": predictor, **m}]))
+    if hasattr(pred, "choice_"):
+        out.print(_choice_table(pred.choice_))
     out.print(f"fit {fit_s:.1f} s, predict all 15,625 cells {predict_s:.3f} s"
               + (f"; saved to {saved}" if saved else ""))
+
+
+def _choice_table(choice: dict) -> Table:
+    """What ``auto`` tried, scored on validation cells, and what it kept."""
+    chosen = dict(zip(choice["chosen"], choice["weights"]))
+    t = Table(title=f"auto: validation scores on {choice['val_cells']} cells "
+                    f"(lower log-loss is better)")
+    for c in ("candidate", "backend", "val log-loss", "val acc_5", "val acc_10", "fit s", "chosen"):
+        t.add_column(c, justify="left" if c in ("candidate", "backend") else "right")
+    for label, r in choice["tried"].items():
+        if r.get("failed"):
+            t.add_row(label, r["backend"], "failed", "", "", "", r["failed"][:40])
+            continue
+        t.add_row(label, r["backend"], f"{r['val_log_loss']:.4f}", fmt(r["val_acc_5"], 1),
+                  fmt(r["val_acc_10"], 1), f"{r['fit_seconds']:.1f}",
+                  f"x{chosen[label]:.2f}" if label in chosen else "")
+    return t
 
 
 @main.command()
@@ -271,39 +334,61 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
 @click.option("--device", "-d", "devices_", required=True,
               help="Comma-separated device names or CSV paths.")
 @data_dir_option
-@click.option("--predictors", "-p", "names", default="gcn,xgboost,linear,layerwise,flops",
+@click.option("--predictors", "-p", "names", default="auto,xgboost,linear,layerwise,flops",
               show_default=True, help="Comma-separated predictor names.")
 @click.option("--train", default=900, show_default=True, type=click.IntRange(1))
 @click.option("--val", default=100, show_default=True, type=click.IntRange(0))
+@split_options
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(1),
-              help="Number of seeds (splits): 0..N-1.")
+              help="Number of runs: split seeds 0..N-1, each with the same model seed.")
+@click.option("--split-seed", default=None, type=click.IntRange(0),
+              help="Fix the split; --seeds then varies the model seed only.")
+@click.option("--model-seed", default=None, type=click.IntRange(0),
+              help="Fix the model seed; --seeds then varies the split only.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a hyperparameter of every predictor that has it.")
 @json_option
-def evaluate(devices_, data_dir, names, train, val, seeds, sets, as_json) -> None:
+def evaluate(devices_, data_dir, names, train, val, split_kind, seeds, split_seed, model_seed,
+             sets, as_json) -> None:
     """Mean and std of test metrics per predictor and device over several seeds."""
-    from .evaluation import evaluate_predictors
+    from .evaluation import Protocol, evaluate_predictors, resolve_params
 
+    if split_seed is not None and model_seed is not None:
+        raise click.UsageError("give --split-seed or --model-seed, not both")
     devs = [d.strip() for d in devices_.split(",") if d.strip()]
     preds = [p.strip() for p in names.split(",") if p.strip()]
+    overrides = _overrides(sets)
+    for p in preds:  # every name and value checked before the first fit
+        resolve_params(p, overrides)
+    seq = tuple(range(seeds))
+    if split_seed is not None:
+        protocol = Protocol(train, val, split_kind, (split_seed,), seq)
+    elif model_seed is not None:
+        protocol = Protocol(train, val, split_kind, seq, (model_seed,))
+    else:
+        protocol = Protocol(train, val, split_kind, seq)
     tables = [load_device_cli(d, data_dir, False) for d in devs]
     from .console import progress as make_progress
     with make_progress() as bar:
-        results = evaluate_predictors(tables, preds, train=train, val=val, seeds=seeds,
-                                      overrides=_overrides(sets), bar=bar)
+        results = evaluate_predictors(tables, preds, protocol, overrides=overrides, bar=bar)
     if as_json:
         print_json(results)
         return
-    t = Table(title=f"test metrics, mean ± std over {seeds} seed(s), {train} training cells")
+    n = len(protocol.runs())
+    t = Table(title=f"test metrics, mean ± std (ddof=1) over {n} run(s), {split_kind} split, "
+                    f"{train} training cells")
     for c in ("device", "predictor", "acc_1", "acc_5", "acc_10", "spearman", "mape", "fit s",
-              "predict s"):
+              "predict s", "failed"):
         t.add_column(c, justify="left" if c in ("device", "predictor") else "right")
     for r in results:
         mu, sd = r["mean"], r["std"]
-        cell = lambda k, nd=1: f"{mu[k]:.{nd}f} ± {sd[k]:.{nd}f}"  # noqa: E731
+
+        def cell(k, nd=1):
+            m, s_ = mu.get(k, float("nan")), sd.get(k, float("nan"))
+            return f"{m:.{nd}f}" + ("" if s_ != s_ else f" ± {s_:.{nd}f}")
         t.add_row(r["device"], r["predictor"], cell("acc_1"), cell("acc_5"), cell("acc_10"),
-                  cell("spearman", 3), cell("mape", 2), f"{mu['fit_seconds']:.1f}",
-                  f"{mu['predict_seconds']:.3f}")
+                  cell("spearman", 3), cell("mape", 2), fmt(mu.get("fit_seconds"), 1),
+                  fmt(mu.get("predict_seconds"), 3), str(r["failures"]))
     out.print(t)
 
 
@@ -334,7 +419,7 @@ class BudgetType(click.ParamType):
 @click.option("--skip-bad-rows", is_flag=True, help="For a device CSV: use the good rows only.")
 @click.option("--budget", "-b", required=True, type=BudgetType(), help="Latency budget, e.g. 5ms.")
 @click.option("--oracle", default=None,
-              help="'true', a saved predictor folder, or a predictor name (default: gcn_plus).")
+              help="'true', a saved predictor folder, or a predictor name (default: auto).")
 @click.option("--train", default=None, type=click.IntRange(1),
               help="Measured cells a predictor oracle is fitted on [default: 900 from a table; "
                    "200 measured now with --device cpu|cuda].")

@@ -1,59 +1,168 @@
-"""Evaluating predictors over devices and seeds (``nasloop evaluate`` and the benchmarks)."""
+"""Evaluating predictors over devices, splits and seeds (``nasloop evaluate``, benchmarks).
+
+One protocol for every number nasloop reports (:class:`Protocol`): the paper's random
+split or the grouped one (no test cell with an isomorph in training), split seeds and
+model seeds as separate axes, and every run counted: a fit that fails scores 0 % within
+every bound and Spearman 0 (no ranking information) and is listed with its error, never
+dropped from the means. Std is the sample std (ddof=1).
+"""
 from __future__ import annotations
 
+import itertools
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .config import predictor_params
 from .data.tables import LatencyTable
+from .errors import ConfigError
 from .metrics import latency_metrics
-from .predictors import create_predictor
-from .search.oracles import fit_on_device, split_cells
+from .predictors import create_predictor, get_predictor_class
 from .space import all_archs
+from .splits import SPLITS, SplitSpec, fit_on_split, split_cells
+
+#: what a failed fit scores: the worst value of each headline metric
+FAILED_SCORES = {"acc_1": 0.0, "acc_5": 0.0, "acc_10": 0.0, "spearman": 0.0, "kendall": 0.0}
 
 
-def evaluate_one(table: LatencyTable, name: str, *, train: int = 900, val: int = 100,
-                 seed: int = 0, params: dict | None = None, progress=None) -> dict:
-    """Fit ``name`` on one seeded split and return its test metrics plus timings."""
-    _, _, test = split_cells(table, train, val, seed)
+@dataclass(frozen=True)
+class Protocol:
+    """How predictors are evaluated: split sizes and kind, and which seeds.
+
+    ``model_seeds=None`` pairs each split seed with the same model seed (the usual
+    "N seeds"); a tuple runs every split seed with every model seed, so the variance of
+    the split and of the model's initialisation can be read apart.
+    """
+
+    train: int = 900
+    val: int = 100
+    split: str = "random"
+    split_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    model_seeds: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"unknown split {self.split!r}: use one of {', '.join(SPLITS)}")
+        if not self.split_seeds or (self.model_seeds is not None and not self.model_seeds):
+            raise ConfigError("a protocol needs at least one split seed and one model seed")
+
+    def runs(self) -> list[tuple[int, int]]:
+        """(split seed, model seed) pairs, in order."""
+        if self.model_seeds is None:
+            return [(s, s) for s in self.split_seeds]
+        return list(itertools.product(self.split_seeds, self.model_seeds))
+
+    def as_dict(self) -> dict:
+        return {"train": self.train, "val": self.val, "split": self.split,
+                "split_seeds": list(self.split_seeds),
+                "model_seeds": None if self.model_seeds is None else list(self.model_seeds)}
+
+
+@dataclass
+class Evaluation:
+    """Every run of one predictor on one device, and their summary."""
+
+    device: str
+    predictor: str
+    params: dict
+    protocol: Protocol
+    runs: list[dict] = field(default_factory=list)
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for r in self.runs if r.get("failed"))
+
+    def summary(self) -> dict:
+        keys: list[str] = []
+        for r in self.runs:
+            keys += [k for k, v in r.items() if k not in keys and k not in ("split_seed", "model_seed")
+                     and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        mean, std = {}, {}
+        for k in keys:
+            vals = np.array([r.get(k, math.nan) for r in self.runs], dtype=np.float64)
+            mean[k] = float(np.mean(vals))
+            std[k] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+        return {"device": self.device, "predictor": self.predictor, "params": self.params,
+                "protocol": self.protocol.as_dict(), "n_runs": len(self.runs),
+                "failures": self.failures, "mean": mean, "std": std, "runs": self.runs}
+
+
+def resolve_params(name: str, overrides: dict | None = None) -> dict:
+    """A predictor's parameters for evaluation: its config, then the overrides it accepts.
+
+    Builds and validates the predictor, so a bad name or value fails before any fitting.
+    """
+    params = predictor_params(name)
+    accepted = get_predictor_class(name)._param_names()
+    params.update({k: v for k, v in (overrides or {}).items() if k in accepted})
+    create_predictor(name, **params)._validate_params()
+    return params
+
+
+def evaluate_one(table: LatencyTable, name: str, split: SplitSpec, *, model_seed: int,
+                 params: dict | None = None, progress=None) -> dict:
+    """Fit ``name`` on one split and return its test metrics and timings (or its failure)."""
+    _, _, test = split_cells(table, split.train, split.val, split.seed, split.kind)
+    run: dict = {"split_seed": split.seed, "model_seed": model_seed}
     t0 = time.perf_counter()
-    pred, _ = fit_on_device(name, table, train=train, val=val, seed=seed, params=params,
-                            progress=progress)
-    fit_s = time.perf_counter() - t0
-    cells = list(all_archs())
-    t0 = time.perf_counter()
-    pred.predict(cells)
-    pred_s = time.perf_counter() - t0
-    m = latency_metrics(table.lookup(test), pred.predict(test))
-    m.update(fit_seconds=fit_s, predict_seconds=pred_s)
-    return m
+    try:
+        pred, _ = fit_on_split(name, table, split, params=params, model_seed=model_seed,
+                               progress=progress)
+        fit_s = time.perf_counter() - t0
+        cells = list(all_archs())
+        t0 = time.perf_counter()
+        pred.predict(cells)
+        pred_s = time.perf_counter() - t0
+        true = table.lookup(test)
+        run.update(latency_metrics(true, pred.predict(test)))
+        # a model that fitted candidates (auto) reports each one's test score too, as fitted
+        # inside it: benchmarks read them, the choice never does
+        if getattr(pred, "candidates_", None):
+            run["candidates"] = {
+                label: {k: v for k, v in latency_metrics(true, c.predict(test)).items()
+                        if k in ("acc_1", "acc_5", "acc_10", "spearman", "mape")}
+                for label, c in pred.candidates_.items()}
+    except (KeyboardInterrupt, ConfigError):
+        raise
+    except Exception as e:  # counted as a failed run, never dropped
+        run.update(FAILED_SCORES, failed=f"{type(e).__name__}: {e}",
+                   fit_seconds=time.perf_counter() - t0)
+        return run
+    run.update(fit_seconds=fit_s, predict_seconds=pred_s)
+    if hasattr(pred, "choice_"):
+        run["choice"] = {"chosen": pred.choice_["chosen"], "weights": pred.choice_["weights"]}
+    return run
 
 
-def evaluate_predictors(tables: Sequence[LatencyTable], names: Sequence[str], *, train: int = 900,
-                        val: int = 100, seeds: int = 5, overrides: dict | None = None,
-                        bar=None) -> list[dict]:
-    """Mean and std of every metric per (device, predictor) over seeds ``0..seeds-1``."""
+def evaluate_predictors(tables: Sequence[LatencyTable], names: Sequence[str],
+                        protocol: Protocol = Protocol(), *, overrides: dict | None = None,
+                        bar=None, on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """Summaries (mean, sample std, every run) per (device, predictor) under ``protocol``.
+
+    Every predictor name and parameter is checked before the first fit; ``on_result``
+    receives each summary as soon as it is done (benchmarks stream them to disk, so an
+    interrupted run keeps what it finished).
+    """
+    params_by_name = {name: resolve_params(name, overrides) for name in names}
+    runs = protocol.runs()
     results = []
-    task = bar.add_task("evaluate", total=len(tables) * len(names) * seeds, info="") if bar else None
+    task = bar.add_task("evaluate", total=len(tables) * len(names) * len(runs), info="") if bar else None
     for table in tables:
         for name in names:
-            params = predictor_params(name)
-            accepted = create_predictor(name).get_params()
-            params.update({k: v for k, v in (overrides or {}).items() if k in accepted})
-            runs = []
-            for seed in range(seeds):
+            ev = Evaluation(table.name, name, params_by_name[name], protocol)
+            for split_seed, model_seed in runs:
                 if bar:
-                    bar.update(task, info=f"{table.name} {name} seed {seed}")
-                runs.append(evaluate_one(table, name, train=train, val=val, seed=seed, params=params))
+                    bar.update(task, info=f"{table.name} {name} split {split_seed} model {model_seed}")
+                spec = SplitSpec(protocol.train, protocol.val, split_seed, protocol.split)
+                ev.runs.append(evaluate_one(table, name, spec, model_seed=model_seed,
+                                            params=params_by_name[name]))
                 if bar:
                     bar.advance(task)
-            keys = runs[0].keys()
-            results.append({
-                "device": table.name, "predictor": name, "params": params, "seeds": seeds,
-                "train": train,
-                "mean": {k: float(np.mean([r[k] for r in runs])) for k in keys},
-                "std": {k: float(np.std([r[k] for r in runs])) for k in keys},
-                "runs": runs})
+            summary = ev.summary()
+            results.append(summary)
+            if on_result is not None:
+                on_result(summary)
     return results

@@ -64,7 +64,8 @@ def test_fit_predict_round_trip_via_cli(tmp_path):
     for k in ("acc_1", "acc_5", "acc_10", "mape", "spearman", "kendall", "fit_seconds",
               "predict_seconds"):
         assert k in res["metrics"]
-    assert res["split"] == {"train": 900, "val": 100, "test": 14284, "seed": 0}
+    assert res["split"] == {"train": 900, "val": 100, "test": 14284, "seed": 0, "kind": "random",
+                            "model_seed": None}
     meta = json.loads((out / "meta.json").read_text())
     assert meta["fit_info"]["device"] == "desktop_gpu" and "acc_10" in meta["fit_info"]["metrics"]
     r = run("predict", "--predictor", str(out), BEST, "--json")

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from nasloop.graph import GLOBAL_NODE, INPUT_NODE, NODE_TYPES, OUTPUT_NODE, encode, encode_batch
+from nasloop.graph import (DEAD_COLUMN, FEATURES, GLOBAL_NODE, INPUT_NODE, NODE_TYPES, OUTPUT_NODE,
+                           encode, encode_batch)
 from nasloop.network import CellNetwork, measure_cost, network_cost
 from nasloop.space import Arch, all_archs
 
@@ -9,7 +10,8 @@ from nasloop.space import Arch, all_archs
 def test_encoding_shapes_and_global_node():
     a = Arch.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
     adj, feat = encode(a)
-    assert adj.shape == (9, 9) and feat.shape == (9, len(NODE_TYPES))
+    assert adj.shape == (9, 9) and feat.shape == (9, len(FEATURES))
+    assert feat[:, DEAD_COLUMN].sum() == 0  # pruned: no dead node is kept
     live = feat.sum(1) > 0
     # global node linked both ways to every live node
     assert all(adj[GLOBAL_NODE, v] == adj[v, GLOBAL_NODE] == 1 for v in range(8) if live[v])
@@ -29,7 +31,17 @@ def test_none_removed_and_dangling_pruned():
     assert feat[4, NODE_TYPES.index("nor_conv_1x1")] == 1
     assert adj[INPUT_NODE, 4] == adj[4, OUTPUT_NODE] == 1
     unpruned_adj, unpruned_feat = encode(a, prune=False)
-    assert unpruned_feat[1].sum() == 1  # executed even though dead
+    # executed even though dead: kept, with its op and the dead flag
+    assert unpruned_feat[1, NODE_TYPES.index("nor_conv_3x3")] == 1
+    assert unpruned_feat[1, DEAD_COLUMN] == 1 and unpruned_feat[4, DEAD_COLUMN] == 0
+    assert unpruned_adj[INPUT_NODE, 1] == 1 and unpruned_adj[1, GLOBAL_NODE] == 1
+
+
+def test_disconnected_cell_unpruned_keeps_its_executed_ops():
+    # no input-output path, but the network still runs the conv on 0->1 and the pool on 1->2
+    adj, feat = encode(Arch.from_tuple((3, 0, 4, 0, 0, 0)), prune=False)
+    assert feat[1, DEAD_COLUMN] == feat[3, DEAD_COLUMN] == 1
+    assert feat[OUTPUT_NODE, NODE_TYPES.index("output")] == 1 and adj[1, 3] == 1
 
 
 def test_disconnected_cell_keeps_only_global():

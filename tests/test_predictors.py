@@ -15,6 +15,10 @@ FAST = {
     "gcn": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3, "threads": 1},
     "gcn_plus": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3},
     "xgboost": {"n_estimators": 50},
+    "auto": {"candidate_params": {
+        "xgboost": {"n_estimators": 50},
+        "gcn_plus": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3},
+        "gcn_residual": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3}}},
 }
 #: known exceptions to a check, each with its reason
 XFAIL: dict[tuple[str, str], str] = {}
@@ -119,4 +123,20 @@ def test_adjacency_modes_mean_sum_and_symmetric():
     np.testing.assert_allclose(sym, sym.T, rtol=1e-6)
     assert np.allclose(total, total.T) and (total >= mean).all()
     np.testing.assert_array_equal(ident, np.eye(9))
-    assert set(ADJACENCY_MODES) == {"normal", "sym", "sum", "identity"}
+    assert set(ADJACENCY_MODES) == {"directed", "normal", "sym", "sum", "identity"}
+
+
+def test_directed_adjacency_is_the_papers_propagation():
+    """Sums along directed edges plus self loops; the global node gathers, never sends."""
+    from nasloop.graph import GLOBAL_NODE, INPUT_NODE, OUTPUT_NODE, encode
+    from nasloop.predictors.gcn import normalise_adjacency
+    from nasloop.space import Arch
+
+    adj, feat = encode(Arch.from_tuple((3, 3, 4, 2, 3, 1)))
+    m = normalise_adjacency(adj, "directed")
+    kept = feat.sum(-1) > 0
+    assert (m[GLOBAL_NODE, :GLOBAL_NODE] == kept[:GLOBAL_NODE]).all()  # gathers from every node
+    assert m[:GLOBAL_NODE, GLOBAL_NODE].sum() == 0  # sends to none
+    np.testing.assert_array_equal(np.diag(m), np.ones(9))  # self loops, no normalisation
+    assert m[1, INPUT_NODE] == 1 and m[INPUT_NODE, 1] == 0  # input -> conv on edge 0->1
+    assert m[OUTPUT_NODE, INPUT_NODE] == 1  # the skip 0->3 links input to output

@@ -62,7 +62,7 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
     if oracle == "true":
         raise ConfigError("--oracle true needs a table of measured latencies; with --device "
                           f"{device} every cell would have to be timed. Use a predictor name "
-                          "(default gcn_plus) or measure a table with `nasloop measure --all`")
+                          "(default auto) or measure a table with `nasloop measure --all`")
     machine = hashlib.sha1(f"{device}:{_cpu_model()}".encode()).hexdigest()[:10]
     csv_path = default_cache_dir(cache_dir) / f"live-{device}-{machine}.csv"
     cells = sample_cells(train, seed)

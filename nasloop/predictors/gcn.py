@@ -5,10 +5,15 @@ Defaults reproduce the paper: 4 x (graph conv, LayerNorm, ReLU, dropout 0.002), 
 batch 1, up to 250 epochs, early stop after 35 flat epochs, lr halved after 10. The
 ablations of the paper's Table 4 are ``adjacency="identity"`` and ``features="random"``.
 
-Graph convolution: ``H' = D^-1 (A + A^T + I) H W`` (messages both ways along edges).
-Targets are divided by the mean training latency (the L1 loss is then scale-free; the
-paper's configuration is otherwise unchanged); ``target="log"`` trains on log latency,
-which fits relative error, the metric that matters.
+Graph convolution, by default as in the paper's released code (``adjacency="directed"``):
+``H' = (A^T + I) H W``, plain sums of messages along the directed edges plus a self loop;
+the global node gathers from every node and sends to none. The older undirected modes
+stay as options (``normal``, ``sym``, ``sum``). Targets are divided by the mean training
+latency (the L1 loss is then scale-free; the paper's configuration is otherwise
+unchanged); ``target="log"`` trains on log latency, which fits relative error, the metric
+that matters. ``base="linear"`` fits the network to the log-ratio between the latency and
+a least-squares additive model on the one-hot ops: the compiler cost-model recipe (an
+analytic model plus a learned residual), which keeps additive devices easy.
 """
 from __future__ import annotations
 
@@ -22,14 +27,20 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError
-from ..graph import GLOBAL_NODE, NODE_TYPES, encode_batch
+from ..graph import FEATURES, GLOBAL_NODE, encode_batch
 from ..space import NUM_CELLS, Arch, arch_index
 from .base import Predictor, load_json_state, save_json_state
+from .features import onehot
 from .registry import register_predictor
 
 
 class GCNNet(nn.Module):
-    """Stacked graph convolutions; the prediction is read from the global node."""
+    """Stacked graph convolutions; the prediction is read from the global node.
+
+    A layer is Kipf's graph convolution ``M (H W) + b`` followed by LayerNorm, ReLU and
+    dropout. Only the global node is read out, so the last layer aggregates that one row
+    first (``(M_g H) W + b``, the same value at a ninth of the cost).
+    """
 
     def __init__(self, in_features: int, hidden: int, layers: int, dropout: float):
         super().__init__()
@@ -43,13 +54,12 @@ class GCNNet(nn.Module):
         h = x
         last = len(self.weights) - 1
         for i, (lin, norm) in enumerate(zip(self.weights, self.norms)):
-            if i == last:  # only the global node is read out: aggregate first, 1 row not 9
-                h = adj[:, GLOBAL_NODE:GLOBAL_NODE + 1] @ h
-                h = lin(h)
+            if i == last:
+                h = lin(adj[:, GLOBAL_NODE:GLOBAL_NODE + 1] @ h)
             else:
-                h = adj @ lin(h)
+                h = adj @ (h @ lin.weight.T) + lin.bias
             h = self.drop(torch.relu(norm(h)))
-        return self.head(h[:, -1 if h.shape[1] == 1 else GLOBAL_NODE]).squeeze(-1)
+        return self.head(h[:, 0] if h.shape[1] == 1 else h[:, GLOBAL_NODE]).squeeze(-1)
 
 
 @functools.lru_cache(maxsize=4)
@@ -61,13 +71,16 @@ def _random_features(seed: int, nodes: int, width: int) -> np.ndarray:
     return table
 
 
-ADJACENCY_MODES = ("normal", "sym", "sum", "identity")
+ADJACENCY_MODES = ("directed", "normal", "sym", "sum", "identity")
 
 
 def normalise_adjacency(adj: np.ndarray, mode: str) -> np.ndarray:
-    """Message-passing matrix from the directed 0/1 adjacency (edges used both ways + self).
+    """Message-passing matrix ``M`` (``H' = M H W``) from the directed 0/1 adjacency.
 
-    ``normal``: row-normalised, D^-1 (A + A^T + I), a mean over neighbours (the default);
+    ``directed`` (the paper's released code): ``M = A^T + I`` with the global node's
+    outgoing links dropped: each node sums its predecessors and itself, and the global
+    node sums every node and sends to none. The undirected modes use edges both ways
+    plus self loops: ``normal``: row-normalised, D^-1 (A + A^T + I), a mean over neighbours (the default);
     ``sym``: D^-1/2 (A + A^T + I) D^-1/2; ``sum``: A + A^T + I, a sum that keeps counts
     (a mean cannot tell three pooling nodes from four); ``identity``: the paper's ablation.
     """
@@ -75,6 +88,10 @@ def normalise_adjacency(adj: np.ndarray, mode: str) -> np.ndarray:
     eye = np.broadcast_to(np.eye(n, dtype=np.float32), adj.shape)
     if mode == "identity":
         return eye.copy()
+    if mode == "directed":
+        a = np.array(adj, dtype=np.float32, copy=True)
+        a[..., GLOBAL_NODE, :] = 0  # the global node sends to none
+        return (np.swapaxes(a, -1, -2) + eye).astype(np.float32)
     a = np.clip(adj + np.swapaxes(adj, -1, -2), 0, 1) + eye
     deg = a.sum(-1, keepdims=True)
     if mode == "sum":
@@ -94,9 +111,9 @@ class GCNPredictor(Predictor):
     def __init__(self, *, hidden: int = 600, layers: int = 4, dropout: float = 0.002,
                  lr: float = 4e-4, weight_decay: float = 5e-4, batch_size: int = 1,
                  epochs: int = 250, patience: int = 35, lr_patience: int = 10,
-                 lr_factor: float = 0.5, adjacency: str = "normal", features: str = "onehot",
-                 target: str = "scaled", prune_dead: bool = True, ensemble: int = 1,
-                 seed: int = 0,
+                 lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
+                 target: str = "scaled", prune_dead: bool = True, base: str | None = None,
+                 ensemble: int = 1, seed: int = 0,
                  threads: int | None = None):
         self.hidden = hidden
         self.layers = layers
@@ -112,6 +129,7 @@ class GCNPredictor(Predictor):
         self.features = features
         self.target = target
         self.prune_dead = prune_dead
+        self.base = base
         self.ensemble = ensemble
         self.seed = seed
         self.threads = threads
@@ -122,6 +140,8 @@ class GCNPredictor(Predictor):
             (self.adjacency in ADJACENCY_MODES, f"adjacency must be one of {', '.join(ADJACENCY_MODES)}"),
             (self.features in ("onehot", "random"), "features must be 'onehot' or 'random'"),
             (self.target in ("scaled", "log"), "target must be 'scaled' or 'log'"),
+            (self.base in (None, "linear"), "base must be null or 'linear'"),
+            (self.base is None or self.target == "log", "base='linear' needs target='log'"),
             (int(self.hidden) >= 1 and int(self.layers) >= 1, "hidden and layers must be >= 1"),
             (int(self.batch_size) >= 1, "batch_size must be >= 1"),
             (int(self.epochs) >= 1 and int(self.ensemble) >= 1, "epochs and ensemble must be >= 1"),
@@ -140,24 +160,47 @@ class GCNPredictor(Predictor):
             feat = table[[arch_index(a) for a in x]] * (feat.sum(-1, keepdims=True) > 0)
         return torch.from_numpy(adj), torch.from_numpy(np.ascontiguousarray(feat))
 
-    def _to_target(self, y: np.ndarray) -> np.ndarray:
-        return np.log(y) - self.shift_ if self.target == "log" else y / self.scale_
+    def _base_log(self, x: list[Arch]) -> np.ndarray:
+        """Log of the additive base model's latency (0 without a base)."""
+        if self.base_coef_ is None:
+            return np.zeros(len(x))
+        b = np.concatenate([onehot(x), np.ones((len(x), 1))], 1) @ self.base_coef_
+        return np.log(np.maximum(b, self.base_floor_))
 
-    def _from_target(self, t: np.ndarray) -> np.ndarray:
-        return np.exp(t + self.shift_) if self.target == "log" else t * self.scale_
+    def _fit_base(self, x: list[Arch], y: np.ndarray) -> None:
+        self.base_coef_, self.base_floor_ = None, 0.0
+        if self.base == "linear":
+            a = np.concatenate([onehot(x), np.ones((len(x), 1))], 1)
+            reg = 1e-6 * np.eye(a.shape[1])
+            reg[-1, -1] = 0.0
+            self.base_coef_ = np.linalg.solve(a.T @ a + reg, a.T @ y)
+            # a linear fit can go negative on unseen cells: never divide by less than this
+            self.base_floor_ = float(0.5 * np.min(y))
+
+    def _to_target(self, y: np.ndarray, x: list[Arch]) -> np.ndarray:
+        if self.target == "log":
+            return np.log(y) - self._base_log(x) - self.shift_
+        return y / self.scale_
+
+    def _from_target(self, t: np.ndarray, x: list[Arch]) -> np.ndarray:
+        if self.target == "log":
+            return np.exp(t + self.shift_ + self._base_log(x))
+        return t * self.scale_
 
     def _net(self) -> GCNNet:
-        return GCNNet(len(NODE_TYPES), int(self.hidden), int(self.layers), float(self.dropout))
+        return GCNNet(len(FEATURES), int(self.hidden), int(self.layers), float(self.dropout))
 
     # ----- fit / predict ------------------------------------------------------------
     def _fit(self, x, y, val, progress) -> None:
+        self._fit_base(x, y)
         self.scale_ = float(np.mean(y))
-        self.shift_ = float(np.mean(np.log(y)))
+        self.shift_ = 0.0
+        self.shift_ = float(np.mean(self._to_target(y, x))) if self.target == "log" else 0.0
         adj, feat = self._inputs(x)
-        t = torch.from_numpy(self._to_target(y).astype(np.float32))
+        t = torch.from_numpy(self._to_target(y, x).astype(np.float32))
         if val is not None:
             vadj, vfeat = self._inputs(val[0])
-            vt = torch.from_numpy(self._to_target(val[1]).astype(np.float32))
+            vt = torch.from_numpy(self._to_target(val[1], val[0]).astype(np.float32))
         else:
             vadj, vfeat, vt = adj, feat, t
         old_threads = torch.get_num_threads()
@@ -224,7 +267,7 @@ class GCNPredictor(Predictor):
             for net in self.nets_:
                 preds = [net(adj[s:s + 4096], feat[s:s + 4096]) for s in range(0, len(x), 4096)]
                 out += torch.cat(preds).double().numpy()
-        return self._from_target(out / len(self.nets_))[inverse.reshape(-1)]
+        return self._from_target((out / len(self.nets_))[inverse.reshape(-1)], x)
 
     # ----- persistence --------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:
@@ -232,11 +275,16 @@ class GCNPredictor(Predictor):
                  for k, v in net.state_dict().items()}
         torch.save(state, folder / "weights.pt")
         save_json_state(folder, {"scale": self.scale_, "shift": self.shift_,
-                                 "members": len(self.nets_)})
+                                 "members": len(self.nets_),
+                                 "base_coef": None if self.base_coef_ is None else self.base_coef_.tolist(),
+                                 "base_floor": self.base_floor_})
 
     def _load_state(self, folder: Path) -> None:
         s = load_json_state(folder)
         self.scale_, self.shift_ = float(s["scale"]), float(s["shift"])
+        coef = s.get("base_coef")
+        self.base_coef_ = None if coef is None else np.asarray(coef, dtype=np.float64)
+        self.base_floor_ = float(s.get("base_floor", 0.0))
         try:
             state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
         except Exception as e:
@@ -262,11 +310,12 @@ class GCNPlusPredictor(GCNPredictor):
     def __init__(self, *, hidden: int = 256, layers: int = 4, dropout: float = 0.002,
                  lr: float = 1e-3, weight_decay: float = 5e-4, batch_size: int = 4,
                  epochs: int = 400, patience: int = 50, lr_patience: int = 10,
-                 lr_factor: float = 0.5, adjacency: str = "normal", features: str = "onehot",
-                 target: str = "log", prune_dead: bool = True, ensemble: int = 1,
-                 seed: int = 0, threads: int | None = 1):
+                 lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
+                 target: str = "log", prune_dead: bool = True, base: str | None = None,
+                 ensemble: int = 1, seed: int = 0, threads: int | None = 1):
         super().__init__(hidden=hidden, layers=layers, dropout=dropout, lr=lr,
                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
                          patience=patience, lr_patience=lr_patience, lr_factor=lr_factor,
                          adjacency=adjacency, features=features, target=target,
-                         prune_dead=prune_dead, ensemble=ensemble, seed=seed, threads=threads)
+                         prune_dead=prune_dead, base=base, ensemble=ensemble, seed=seed,
+                         threads=threads)

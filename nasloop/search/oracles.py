@@ -8,7 +8,7 @@ Three kinds, picked by a spec string through :func:`get_oracle` (optuna's
 * a registered predictor name, fitted on the spot on ``train`` seeded random measured
   cells of the device and cached on disk, so the next search on that device starts at once.
 
-Predictor oracles cache answers by canonical cell: isomorphic cells are evaluated once.
+Predictor oracles predict the whole space once, in one batch, and answer from that array.
 """
 from __future__ import annotations
 
@@ -24,14 +24,15 @@ import numpy as np
 from .. import __version__
 from ..data.tables import LatencyTable
 from ..errors import ConfigError, DataError
-from ..predictors import Predictor, create_predictor, list_predictors, load_predictor
+from ..predictors import Predictor, list_predictors, load_predictor
+from ..splits import SplitSpec, fit_on_split, split_cells  # noqa: F401  (re-exported)
 from ..space import (NUM_CELLS, Arch, ArchLike, arch_from_index, arch_index,
                      canonical_representatives, coerce_archs)
 
 CACHE_ENV = "NASLOOP_CACHE"
 #: the BRP-NAS GCN with nasloop's training recipe: fits in 1-2 min, about as accurate as
 #: the paper's batch-1 recipe (10-15 min here); ``--oracle gcn`` gives the paper's
-DEFAULT_ORACLE = "gcn_plus"
+DEFAULT_ORACLE = "auto"
 
 
 class LatencyOracle(ABC):
@@ -90,7 +91,13 @@ class PredictorOracle(LatencyOracle):
     every isomorphism class in a single batch (6,466 cells; about a second for the GCN) and
     every later answer is an array lookup. A search asks one cell per trial, and per-call
     model overhead would otherwise dominate it.
+
+    Every cell gets the predictor's own answer for it: a predictor that sees dead ops
+    (``auto``, ``prune_dead=false``) may rightly tell isomorphs apart, so answers are
+    never shared across an isomorphism class (one predictor, one answer per arch).
     """
+
+    canonical_cache = False
 
     def __init__(self, predictor: Predictor, name: str | None = None, precompute: bool = True):
         super().__init__()
@@ -105,9 +112,9 @@ class PredictorOracle(LatencyOracle):
         return self.predict_all()[[arch_index(a) for a in coerce_archs(archs)]]
 
     def predict_all(self) -> np.ndarray:
-        """Predicted latency of every cell (index order), computed once per isomorphism class."""
+        """Predicted latency of every cell (index order), in one batch."""
         if self._all is None:
-            self._all = self._by_index(list(range(NUM_CELLS)))  # one batch, one per class
+            self._all = self._by_index(list(range(NUM_CELLS)))
             self._all.flags.writeable = False
         return self._all
 
@@ -123,33 +130,12 @@ def default_cache_dir(cache_dir: str | Path | None = None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nasloop"
 
 
-def split_cells(table: LatencyTable, train: int, val: int, seed: int
-                ) -> tuple[list[Arch], list[Arch], list[Arch]]:
-    """Seeded random split of the measured cells: train, validation, and the rest (test)."""
-    cells = table.cells()
-    if train < 1 or val < 0:
-        raise ConfigError(f"--train must be >= 1 and --val >= 0 (got {train}, {val})")
-    if train + val > len(cells):
-        raise ConfigError(f"device {table.name!r} has {len(cells)} measured cells; "
-                          f"--train {train} + --val {val} is more than that")
-    perm = np.random.default_rng(seed).permutation(len(cells))
-    pick = lambda idx: [cells[i] for i in idx]  # noqa: E731
-    return pick(perm[:train]), pick(perm[train:train + val]), pick(perm[train + val:])
-
-
 def fit_on_device(name: str, table: LatencyTable, *, train: int = 900, val: int = 100,
                   seed: int = 0, params: dict | None = None,
                   progress: Callable[[int, int, dict], None] | None = None
                   ) -> tuple[Predictor, dict]:
-    """Fit predictor ``name`` on a seeded split of ``table``; returns it and the split info."""
-    tr, va, te = split_cells(table, train, val, seed)
-    params = dict(params or {})
-    if "seed" in create_predictor(name).get_params() and "seed" not in params:
-        params["seed"] = seed
-    pred = create_predictor(name, **params)
-    pred.fit(tr, table.lookup(tr), val=(va, table.lookup(va)) if va else None, progress=progress)
-    split = {"train": train, "val": val, "test": len(te), "seed": seed}
-    return pred, {"device": table.name, "device_source": table.source, "split": split}
+    """Fit predictor ``name`` on a seeded random split of ``table`` (see :mod:`nasloop.splits`)."""
+    return fit_on_split(name, table, SplitSpec(train, val, seed), params=params, progress=progress)
 
 
 def _cache_key(table: LatencyTable, name: str, params: dict, train: int, val: int, seed: int) -> str:

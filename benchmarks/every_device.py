@@ -1,0 +1,112 @@
+"""Every registered predictor on every latency table: the "every device" benchmark.
+
+Runs :func:`nasloop.evaluation.evaluate_predictors` (the one protocol) for each device x
+backend, streams each summary to a JSON-lines file as soon as it is done (a re-run skips
+what the file already holds, so an interrupted run loses nothing), and prints a markdown
+table: mean ± std (ddof=1) of acc_1/5/10 and Spearman, the best acc_10 and the best
+Spearman per device in bold, failed runs counted.
+
+    python benchmarks/every_device.py --predictors linear,layerwise,xgboost,flops --seeds 5 \
+        --out benchmarks/results/every_device_random.jsonl
+    python benchmarks/every_device.py --predictors auto,gcn_plus --seeds 3 --split grouped \
+        --out benchmarks/results/every_device_grouped.jsonl
+    python benchmarks/every_device.py --report benchmarks/results/every_device_random.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from nasloop.config import parse_sets
+from nasloop.data import available_devices, load_device
+from nasloop.evaluation import Protocol, evaluate_predictors
+from nasloop.predictors import list_predictors
+
+METRICS = ("acc_1", "acc_5", "acc_10", "spearman")
+
+
+def _key(r: dict) -> tuple:
+    return (r["device"], r.get("label", r["predictor"]), r["protocol"]["split"])
+
+
+def load_results(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def render(results: list[dict]) -> str:
+    """Markdown table, one row per (device, predictor); best acc_10 and Spearman in bold."""
+    by_dev: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        by_dev[r["device"]].append(r)
+    lines = ["| device | predictor | split | runs | acc_1 | acc_5 | acc_10 | spearman | fit s | failed |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for dev in sorted(by_dev):
+        rows = by_dev[dev]
+        best = {k: max(r["mean"][k] for r in rows) for k in ("acc_10", "spearman")}
+        for r in sorted(rows, key=lambda r: -r["mean"]["acc_10"]):
+            cells = []
+            for k in METRICS:
+                nd = 3 if k == "spearman" else 1
+                m, s = r["mean"][k], r["std"].get(k, math.nan)
+                txt = f"{m:.{nd}f}" + ("" if s != s else f" ± {s:.{nd}f}")
+                if k in best and m == best[k]:
+                    txt = f"**{txt}**"
+                cells.append(txt)
+            fit = r["mean"].get("fit_seconds", math.nan)
+            lines.append(f"| {dev} | {r.get('label', r['predictor'])} | {r['protocol']['split']} | "
+                         f"{r['n_runs']} | " + " | ".join(cells) + f" | {fit:.1f} | {r['failures']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", default="all", help="comma-separated names, or 'all'")
+    ap.add_argument("--predictors", default="all", help="comma-separated names, or 'all'")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--split", default="random", choices=("random", "grouped"))
+    ap.add_argument("--train", type=int, default=900)
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--label", default=None, help="name the rows (e.g. a variant with --set)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON-lines file of summaries")
+    ap.add_argument("--report", type=Path, default=None, help="only render this results file")
+    ap.add_argument("--data-dir", default=os.environ.get("NASLOOP_DATA"))
+    a = ap.parse_args()
+    if a.report:
+        print(render(load_results(a.report)))
+        return
+    devices = ([d.name for d in available_devices(a.data_dir)] if a.devices == "all"
+               else a.devices.split(","))
+    names = list_predictors() if a.predictors == "all" else a.predictors.split(",")
+    protocol = Protocol(a.train, 100, a.split, tuple(range(a.seeds)))
+    done = {_key(r) for r in load_results(a.out)} if a.out else set()
+    overrides = parse_sets(a.sets)
+    results = load_results(a.out) if a.out else []
+
+    def keep(summary: dict) -> None:
+        summary["label"] = a.label or summary["predictor"]
+        summary["overrides"] = overrides
+        results.append(summary)
+        if a.out:
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            with a.out.open("a") as f:
+                f.write(json.dumps(summary) + "\n")
+        m = summary["mean"]
+        print(f"{summary['device']:28s} {summary['label']:14s} {m['acc_1']:5.1f} {m['acc_5']:5.1f} "
+              f"{m['acc_10']:5.1f} {m['spearman']:.4f} failed {summary['failures']}", flush=True)
+
+    for dev in devices:
+        table = load_device(dev, a.data_dir)
+        todo = [n for n in names if (table.name, a.label or n, a.split) not in done]
+        if todo:
+            evaluate_predictors([table], todo, protocol, overrides=overrides, on_result=keep)
+    print(render([r for r in results if r["protocol"]["split"] == a.split]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""``auto``: the default predictor, chosen per device from the device's own cells.
+
+Devices differ: on some, latency is close to additive over the ops (a linear model is
+near perfect), on others dead ops cost nothing and ops interact (the GCN wins). No single
+backend is best everywhere, and nothing about a device but its measured cells may decide.
+So ``auto`` fits every candidate backend on the training cells, scores each on the
+validation cells (which no candidate has seen: the GCNs early-stop on a slice of the
+training cells), and keeps the best one, or a blend of the best two where the blend
+scores better on validation. The criterion is the mean absolute log error (about the
+mean relative error, what the % within 1/5/10 metrics reward). What was tried, the
+validation scores and the choice are saved in the predictor's ``state.json`` and
+reported in ``choice_``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..space import Arch
+from .base import Predictor, load_json_state, save_json_state
+from .registry import create_predictor, register_predictor
+
+#: what ``auto`` tries by default: name -> (registered backend, parameters)
+DEFAULT_CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
+    "linear": ("linear", {}),
+    "layerwise": ("layerwise", {}),
+    "xgboost": ("xgboost", {}),
+    "gcn_plus": ("gcn_plus", {}),
+    "gcn_residual": ("gcn_plus", {"prune_dead": False, "base": "linear"}),
+}
+#: blend weights tried for the best two candidates (geometric mean of predictions)
+BLEND_WEIGHTS = tuple(np.round(np.linspace(0.1, 0.9, 9), 2))
+#: a blend is kept only when it lowers the validation loss by this fraction
+BLEND_MARGIN = 0.02
+
+
+def log_loss(true_ms: np.ndarray, pred_ms: np.ndarray) -> float:
+    """Mean absolute log error; non-positive predictions count as a 100x miss."""
+    p = np.asarray(pred_ms, dtype=np.float64)
+    safe = np.where(np.isfinite(p) & (p > 0), p, np.asarray(true_ms) * 1e-2)
+    return float(np.mean(np.abs(np.log(safe) - np.log(true_ms))))
+
+
+@register_predictor("auto")
+class AutoPredictor(Predictor):
+    """Picks (or blends) the best backend for this device by validation: the default."""
+
+    tags = {"stochastic": True, "iterative": True}
+
+    def __init__(self, *, candidates: list[str] | None = None,
+                 candidate_params: dict[str, dict[str, Any]] | None = None,
+                 holdout: float = 0.1, blend: bool = True, seed: int = 0):
+        self.candidates = candidates
+        self.candidate_params = candidate_params
+        self.holdout = holdout
+        self.blend = blend
+        self.seed = seed
+
+    # ----- configuration ------------------------------------------------------------
+    def _specs(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Candidate label -> (backend, params) after the user's choices."""
+        names = list(DEFAULT_CANDIDATES) if self.candidates is None else list(self.candidates)
+        extra = dict(self.candidate_params or {})
+        specs = {}
+        for label in names:
+            backend, params = DEFAULT_CANDIDATES.get(label, (label, {}))
+            specs[label] = (backend, {**params, **extra.get(label, {})})
+        return specs
+
+    def _validate_params(self) -> None:
+        from .registry import list_predictors
+
+        if self.candidates is not None and (not isinstance(self.candidates, (list, tuple))
+                                            or not self.candidates):
+            raise ConfigError("auto: candidates must be a non-empty list of names, "
+                              f"e.g. --set 'candidates=[\"linear\",\"gcn_plus\"]'")
+        if not 0 < float(self.holdout) < 0.5:
+            raise ConfigError(f"auto: holdout must be in (0, 0.5), got {self.holdout!r}")
+        if not isinstance(self.candidate_params or {}, dict):
+            raise ConfigError("auto: candidate_params must map a candidate to its parameters")
+        known = set(list_predictors()) - {"auto"}
+        for label, (backend, params) in self._specs().items():
+            if backend not in known:
+                raise ConfigError(f"auto: unknown candidate {label!r}; use one of "
+                                  f"{', '.join(sorted(set(DEFAULT_CANDIDATES) | known))}")
+            create_predictor(backend, **params)._validate_params()
+
+    def _make(self, label: str) -> Predictor:
+        backend, params = self._specs()[label]
+        p = create_predictor(backend, **params)
+        if "seed" in p.get_params() and "seed" not in params:
+            p.set_params(seed=int(self.seed))
+        return p
+
+    # ----- fit / predict ------------------------------------------------------------
+    def _fit(self, x, y, val, progress) -> None:
+        rng = np.random.default_rng([int(self.seed), 11])
+        if val is None:  # no validation cells given: hold out a slice of the training cells
+            perm = rng.permutation(len(x))
+            k = max(1, int(round(len(x) * float(self.holdout))))
+            val = ([x[i] for i in perm[:k]], y[perm[:k]])
+            x, y = [x[i] for i in perm[k:]], y[perm[k:]]
+        vx, vy = val
+        # iterative backends early-stop on a slice of the training cells, never on vx
+        perm = rng.permutation(len(x))
+        k = max(1, int(round(len(x) * float(self.holdout))))
+        stop = ([x[i] for i in perm[:k]], y[perm[:k]])
+        inner = ([x[i] for i in perm[k:]], y[perm[k:]])
+        tried: dict[str, dict[str, Any]] = {}
+        fitted: dict[str, Predictor] = {}
+        val_pred: dict[str, np.ndarray] = {}
+        specs = self._specs()
+        for i, label in enumerate(specs):
+            p = self._make(label)
+            t0 = time.perf_counter()
+            sub = None
+            if progress is not None:
+                sub = lambda e, n, info, label=label, i=i: progress(  # noqa: E731
+                    i * 1000 + e * 1000 // max(n, 1), len(specs) * 1000, {**info, "candidate": label})
+            try:
+                if p.tags.get("iterative"):
+                    p.fit(*inner, val=stop, progress=sub)
+                else:
+                    p.fit(x, y)
+                pv = p.predict(vx)
+            except (ConfigError, KeyboardInterrupt):
+                raise
+            except Exception as e:  # a failing candidate is recorded, not fatal
+                tried[label] = {"backend": specs[label][0], "failed": f"{type(e).__name__}: {e}"}
+                continue
+            fitted[label], val_pred[label] = p, pv
+            rel = np.abs(pv - vy) / vy * 100
+            tried[label] = {"backend": specs[label][0], "params": p.get_params(),
+                            "val_log_loss": log_loss(vy, pv),
+                            "val_acc_5": float(np.mean(rel <= 5) * 100),
+                            "val_acc_10": float(np.mean(rel <= 10) * 100),
+                            "fit_seconds": time.perf_counter() - t0}
+            if progress is not None:
+                progress((i + 1) * 1000, len(specs) * 1000, {"candidate": label})
+        if not fitted:
+            raise DataError("auto: every candidate failed to fit: "
+                            + "; ".join(f"{k}: {v['failed']}" for k, v in tried.items()))
+        ranked = sorted(fitted, key=lambda k: tried[k]["val_log_loss"])
+        best = ranked[0]
+        members, weights, loss = [best], [1.0], tried[best]["val_log_loss"]
+        if self.blend and len(ranked) > 1:
+            a, b = ranked[:2]
+            la, lb = np.log(np.maximum(val_pred[a], 1e-9)), np.log(np.maximum(val_pred[b], 1e-9))
+            for w in BLEND_WEIGHTS:
+                lw = log_loss(vy, np.exp(w * la + (1 - w) * lb))
+                if lw < loss * (1 - BLEND_MARGIN) and lw < loss:
+                    members, weights, loss = [a, b], [float(w), float(1 - w)], lw
+        # non-iterative members are refitted on training + validation cells: more data,
+        # and their choice is already made
+        refit = {label: self._make(label).fit(list(x) + list(vx), np.concatenate([y, vy]))
+                 for label in members if not fitted[label].tags.get("iterative")}
+        #: every candidate as scored on validation (in memory only: benchmarks score them)
+        self.candidates_ = dict(fitted)
+        self.members_ = {m: refit.get(m, fitted[m]) for m in members}
+        self.weights_ = dict(zip(members, weights))
+        self.choice_ = {"chosen": members, "weights": weights, "val_log_loss": loss,
+                        "criterion": "mean |log(pred/true)| on the validation cells",
+                        "val_cells": len(vx), "tried": tried}
+
+    def _predict(self, x: list[Arch]) -> np.ndarray:
+        out = np.zeros(len(x))
+        for label, p in self.members_.items():
+            out += self.weights_[label] * np.log(np.maximum(p.predict(x), 1e-9))
+        return np.exp(out)
+
+    # ----- persistence --------------------------------------------------------------
+    def _save_state(self, folder: Path) -> None:
+        for label, p in self.members_.items():
+            p.save(folder / f"member-{label}")
+        save_json_state(folder, {"choice": self.choice_, "weights": self.weights_})
+
+    def _load_state(self, folder: Path) -> None:
+        from .base import load_predictor
+
+        s = load_json_state(folder)
+        try:
+            self.choice_ = dict(s["choice"])
+            self.weights_ = {str(k): float(v) for k, v in s["weights"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DataError(f"{folder / 'state.json'} is corrupt ({e}); refit the predictor") from None
+        self.members_ = {}
+        for label in self.weights_:
+            if "/" in label or label.startswith("."):
+                raise DataError(f"{folder}: bad member name {label!r}")
+            self.members_[label] = load_predictor(folder / f"member-{label}")
+
+    def summary(self) -> str:
+        """One line: what was chosen and how it scored."""
+        c = self.choice_
+        parts = [f"{m} x{w:.2f}" if len(c["chosen"]) > 1 else m
+                 for m, w in zip(c["chosen"], c["weights"])]
+        return f"auto chose {' + '.join(parts)} (validation log-loss {c['val_log_loss']:.4f})"
+
+
+__all__ = ["AutoPredictor", "DEFAULT_CANDIDATES", "log_loss"]
