@@ -1,7 +1,7 @@
 """Measurement noise: the floor under any predictor's error. Prints markdown tables.
 
     python benchmarks/noise.py --devices desktop_gpu,desktop_cpu,mobile_dsp,measured_cpu_epyc_1t
-    python benchmarks/noise.py --pair data/measured/noise_cpu.csv,data/measured/noise_cpu.run2.csv
+    python benchmarks/noise.py --pair nasloop/data/measured/noise/cpu_epyc_1t_300.csv,nasloop/data/measured/noise/cpu_epyc_1t_300.run2.csv
 
 Isomorphs: cells with the same NAS-Bench-201 unique string compute the same function but
 were timed separately; each one's deviation from its group median is measurement noise.

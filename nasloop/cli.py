@@ -307,6 +307,12 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
 
     if bool(archs) == bool(all_cells):
         raise click.UsageError("give ARCH arguments or --all (exactly one of them)")
+    if csv_path:
+        from pathlib import Path
+        parent = Path(csv_path).expanduser().resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise click.BadParameter(f"cannot write {csv_path}: folder {parent} does not exist "
+                                     "or is not writable; create it first", param_hint="--csv")
     cells = list(all_archs()) if all_cells else parse_archs_cli(archs)
     pred = load_predictor(path)
     lat = pred.predict(cells)

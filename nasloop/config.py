@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

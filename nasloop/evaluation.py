@@ -98,7 +98,13 @@ def resolve_params(name: str, overrides: dict | None = None) -> dict:
     params = predictor_params(name)
     accepted = get_predictor_class(name)._param_names()
     params.update({k: v for k, v in (overrides or {}).items() if k in accepted})
-    create_predictor(name, **params)._validate_params()
+    try:
+        create_predictor(name, **params)._validate_params()
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"bad hyperparameter value for predictor {name!r} ({e}); "
+                          f"check the --set values: {params}") from None
     return params
 
 

@@ -143,3 +143,48 @@ def test_measure_repeat_check_reports_run_to_run_noise(tmp_path):
     assert res["cells"] == 3 and res["second"].endswith("noise.run2.csv")
     assert (tmp_path / "noise.run2.csv").is_file() and (tmp_path / "noise.run2.json").is_file()
     assert 0 <= res["median_pct"] <= res["p90_pct"] <= res["max_pct"]
+
+
+def test_evaluate_grouped_split_and_failure_column():
+    r = run("evaluate", "-d", "desktop_gpu", "-p", "linear", "--seeds", "2", "--split", "grouped")
+    assert r.exit_code == 0, r.output
+    assert "grouped split" in r.stdout
+    r = run("evaluate", "-d", "desktop_gpu", "-p", "linear", "--seeds", "2", "--split", "grouped",
+            "--json")
+    (row,) = json.loads(r.stdout)
+    assert row["failures"] == 0 and row["protocol"]["split"] == "grouped" and row["n_runs"] == 2
+    r = run("evaluate", "-d", "desktop_gpu", "-p", "linear", "--split-seed", "0",
+            "--model-seed", "1")
+    assert r.exit_code != 0 and "not both" in r.output
+
+
+def test_bad_inputs_fail_before_any_fit(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    r = run("fit-predictor", "-d", "desktop_gpu", "-p", "linear", "--out", str(f))
+    assert r.exit_code == 2 and "is a file" in r.output
+    folder = tmp_path / "saved"
+    assert run("fit-predictor", "-d", "desktop_gpu", "-p", "linear", "--out", str(folder)).exit_code == 0
+    r = run("fit-predictor", "-d", "desktop_gpu", "-p", "linear", "--out", str(folder))
+    assert r.exit_code == 2 and "--force" in r.output
+    assert run("fit-predictor", "-d", "desktop_gpu", "-p", "linear", "--out", str(folder),
+               "--force").exit_code == 0
+    r = run("fit-predictor", "-d", "desktop_gpu", "-p", "xgboost", "--set", "n_estimators=abc")
+    assert r.exit_code == 1 and "n_estimators" in r.output and "Traceback" not in r.output
+    r = run("evaluate", "-d", "desktop_gpu", "-p", "linear,foo", "--seeds", "1")
+    assert r.exit_code == 1 and "unknown predictor 'foo'" in r.output
+    r = run("predict", "--predictor", str(folder), "--all", "--csv", str(tmp_path / "no" / "x.csv"))
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_fit_predictor_auto_prints_its_choice(tmp_path):
+    sets = ['candidates=["linear","layerwise","xgboost"]',
+            'candidate_params={"xgboost": {"n_estimators": 30}}']
+    r = run("fit-predictor", "-d", "help_titanx_bs32", "--train", "300", "--out", str(tmp_path / "a"),
+            *[x for s in sets for x in ("--set", s)])
+    assert r.exit_code == 0, r.output
+    assert "auto: validation scores" in r.stdout and "chosen" in r.stdout
+    r = run("fit-predictor", "-d", "help_titanx_bs32", "--train", "300", "--json",
+            *[x for s in sets for x in ("--set", s)])
+    res = json.loads(r.stdout)
+    assert res["predictor"] == "auto" and set(res["choice"]["tried"]) == {"linear", "layerwise", "xgboost"}

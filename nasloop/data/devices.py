@@ -18,7 +18,7 @@ from .tables import (LatencyTable, load_brpnas_pickle, load_csv_table, load_help
 
 DATA_ENV = "NASLOOP_DATA"
 #: tables nasloop measured itself, committed with the project
-MEASURED_DIR = Path(__file__).resolve().parents[2] / "data" / "measured"
+MEASURED_DIR = Path(__file__).resolve().parent / "measured"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,10 @@ DEFAULT_CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "layerwise": ("layerwise", {}),
     "xgboost": ("xgboost", {}),
     "gcn_plus": ("gcn_plus", {}),
-    "gcn_residual": ("gcn_plus", {"prune_dead": False, "base": "linear"}),
+    # the residual of an additive model is smooth: batch 32 fits it as well as batch 4,
+    # 4x faster (help_silver_4114 seed 0, validation acc_10 71 either way)
+    "gcn_residual": ("gcn_plus", {"prune_dead": False, "base": "linear", "batch_size": 32,
+                                  "lr": 3e-3}),
 }
 #: blend weights tried for the best two candidates (geometric mean of predictions)
 BLEND_WEIGHTS = tuple(np.round(np.linspace(0.1, 0.9, 9), 2))
