@@ -69,12 +69,15 @@ def main() -> None:
 @json_option
 def devices(data_dir: str | None, as_json: bool) -> None:
     """List the devices whose latency tables are available."""
-    from .data import available_devices, load_device, resolve_data_dir
+    from .data import device_summaries
 
-    resolve_data_dir(data_dir, required=False)  # a wrong path is an error, not an empty list
-    rows = [load_device(d.name, data_dir).summary() for d in available_devices(data_dir)]
+    rows, problems = device_summaries(data_dir)  # a wrong path is an error, not an empty list
+    for p in problems:
+        err.print(f"[yellow]warning:[/yellow] {p}", highlight=False, soft_wrap=True)
     if as_json:
         print_json(rows)
+        if problems:
+            sys.exit(1)
         return
     if not rows:
         err.print("no devices: pass --data-dir DIR or set NASLOOP_DATA=DIR to list benchmark tables")
@@ -85,6 +88,9 @@ def devices(data_dir: str | None, as_json: bool) -> None:
         t.add_row(r["name"], r["description"], r["source"].split("/")[-1], str(r["cells"]),
                   fmt(r["median_ms"]), fmt(r["min_ms"]), fmt(r["max_ms"]))
     out.print(t)
+    if problems:
+        err.print(f"{len(problems)} table(s) could not be loaded (listed above)")
+        sys.exit(1)
 
 
 @main.command()
@@ -93,12 +99,22 @@ def devices(data_dir: str | None, as_json: bool) -> None:
 @json_option
 def lookup(device: str, data_dir: str | None, skip_bad_rows: bool, archs: tuple[str, ...],
            as_json: bool) -> None:
-    """True latency (and accuracy, when known) of each ARCH on a device."""
+    """True latency (and accuracy, when known) of each ARCH on a device.
+
+    ARCH is an arch string such as '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|' or a
+    quoted 6-tuple of op indices such as '(3,0,1,2,4,3)' (none=0, skip_connect=1,
+    nor_conv_1x1=2, nor_conv_3x3=3, avg_pool_3x3=4).
+    """
     from .data import DATASETS, load_accuracy
 
     cells = parse_archs_cli(archs)
     table = load_device_cli(device, data_dir, skip_bad_rows)
-    acc = load_accuracy(data_dir)
+    try:
+        acc = load_accuracy(data_dir)
+    except NasloopError as e:  # a broken accuracy table must not hide good latencies
+        err.print(f"[yellow]warning:[/yellow] accuracy not shown: {e}", highlight=False,
+                  soft_wrap=True)
+        acc = None
     rows = []
     for a in cells:
         row: dict = {"arch": str(a), "latency_ms": table.get(a)}
@@ -299,7 +315,12 @@ def predictors(as_json: bool) -> None:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write arch,latency_ms here.")
 @json_option
 def predict(path, archs, all_cells, csv_path, as_json) -> None:
-    """Predicted latency (ms) of ARCHs (or --all) with a saved predictor."""
+    """Predicted latency (ms) of ARCHs (or --all) with a saved predictor.
+
+    ARCH is an arch string such as '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|' or a
+    quoted 6-tuple of op indices such as '(3,0,1,2,4,3)' (none=0, skip_connect=1,
+    nor_conv_1x1=2, nor_conv_3x3=3, avg_pool_3x3=4).
+    """
     import csv
 
     from .predictors import load_predictor
@@ -433,14 +454,20 @@ class BudgetType(click.ParamType):
               help="Hyperparameter file for the oracle's predictor (a path or a name in configs/).")
 @click.option("--objective", default="cifar10", show_default=True,
               type=click.Choice(["cifar10", "cifar100", "imagenet16"]))
-@click.option("--trials", default=300, show_default=True, type=click.IntRange(1))
+@click.option("--trials", default=300, show_default=True, type=click.IntRange(1),
+              help="Total trials of the study: a resumed study runs only the missing ones.")
 @click.option("--sampler", default="tpe", show_default=True,
               type=click.Choice(["tpe", "nsga2", "random", "gp"]))
 @click.option("--mode", default="constrained", show_default=True,
               type=click.Choice(["constrained", "pareto"]))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--storage", default=None, help="Optuna storage URL, e.g. sqlite:///study.db (resumable).")
-@click.option("--study-name", default=None, help="Study name inside --storage.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
+              help="Seed of the sampler (and of the oracle's split).")
+@click.option("--storage", default=None,
+              help="Optuna storage URL, e.g. sqlite:///study.db: a re-run with the same settings "
+                   "resumes the study. SQLite serves one process; share a study between "
+                   "processes with postgresql://... or mysql://...")
+@click.option("--study-name", default=None,
+              help="Study name inside --storage [default: nasloop]; needs --storage.")
 @click.option("--top", default=5, show_default=True, type=click.IntRange(1),
               help="Finalists checked against true latency.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -457,14 +484,15 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
     """Find the most accurate cell under a latency budget, validated on true latency."""
     from .console import progress as make_progress
     from .data import load_accuracy
-    from .search import get_oracle, run_search
-    from .search.oracles import DEFAULT_ORACLE
+    from .search import check_budget, check_study, get_oracle, run_search, study_settings
+    from .search.oracles import DEFAULT_ORACLE, oracle_label
     from .search.report import result_table, write_outputs
 
     oracle = oracle or DEFAULT_ORACLE
     params = {}
     if oracle != "true" and not os.path.exists(oracle):
         params = predictor_params(oracle, config, sets)
+    check_study(storage, study_name)  # a bad URL, or a name without storage, fails at once
     if device in ("cpu", "cuda"):
         from .measure.live import LIVE_TRAIN, live_search
         res = live_search(device, budget, oracle=oracle, train=train or LIVE_TRAIN,
@@ -475,6 +503,10 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
     else:
         table = load_device_cli(device, data_dir, skip_bad_rows)
         acc = load_accuracy(data_dir, required=True)
+        # an impossible budget or a resume with other settings fails before the oracle is fitted
+        check_budget(table, budget)
+        check_study(storage, study_name, study_settings(budget, table.name, oracle_label(oracle),
+                                                        objective, mode, sampler))
         with make_progress(transient=True) as bar:
             orc = get_oracle(oracle, table, train=train or 900, seed=seed, params=params,
                              cache_dir=cache_dir, use_cache=not no_cache,
@@ -512,11 +544,15 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
                    "the machine does not line up with the cell structure.")
 @click.option("--cells-from", type=click.Path(exists=True, dir_okay=False),
               help="A file of arch strings (one a line, or a CSV with an 'arch' column).")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0))
-@click.option("--repeats", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1),
+              help="Images per forward pass.")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0),
+              help="Untimed forward passes before timing each cell.")
+@click.option("--repeats", default=50, show_default=True, type=click.IntRange(1),
+              help="Timed forward passes per cell; the latency is their median.")
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
+              help="Seed of the --cells sample and of the --all order.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="CSV to write (re-running with the same file resumes).")
 @click.option("--repeat-check", is_flag=True,
@@ -530,11 +566,13 @@ def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, thre
 
     from .console import progress as make_progress
     from .measure.live import sample_cells
-    from .measure.timing import measure_to_csv
+    from .measure.timing import _device, check_out_csv, measure_to_csv
     from .space import all_archs, arch_index
 
     if sum(bool(x) for x in (n_cells, all_cells, cells_from)) != 1:
         raise click.UsageError("choose exactly one of --cells N, --all, --cells-from FILE")
+    _device(device)  # no CUDA, or an unwritable --out: one line before any timing
+    check_out_csv(out_path)
     if all_cells:
         every = list(all_archs())
         cells = [every[i] for i in np.random.default_rng(seed).permutation(len(every))]
@@ -542,7 +580,11 @@ def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, thre
         cells = sample_cells(n_cells, seed)
     else:
         import csv as _csv
-        text = open(cells_from).read().splitlines()
+        try:
+            text = open(cells_from, encoding="utf-8-sig").read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.BadParameter(f"cannot read {cells_from} as text ({e}); give a file of "
+                                     "arch strings, one a line", param_hint="--cells-from") from None
         if text and text[0].strip().startswith("arch"):
             raw = [r["arch"] for r in _csv.DictReader(text)]
         else:
@@ -553,6 +595,7 @@ def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, thre
     runs = [Path(out_path)]
     if repeat_check:
         runs.append(Path(out_path).with_suffix(".run2.csv"))
+    summary = []
     for i, path in enumerate(runs):
         done = 0
         label = f"measure on {device}" + (f" (run {i + 1} of 2)" if repeat_check else "")
@@ -570,6 +613,10 @@ def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, thre
                       "command to resume")
             sys.exit(130)
         err.print(f"measured {done} new cell(s); {path} is usable as --device {path}")
+        summary.append({"out": str(path), "device": device, "cells": len(cells),
+                        "measured_now": done})
+    if as_json and not repeat_check:
+        print_json(summary[0])
     if repeat_check:
         from .data.tables import load_csv_table
         from .measure.noise import run_to_run

@@ -125,10 +125,12 @@ def test_live_search_needs_no_data_and_validates_by_timing(monkeypatch, tmp_path
     assert r.exit_code == 1 and "--train 10" in r.stderr and "at least 30" in r.stderr
     r = run("search", "--device", "cpu", "--budget", "5ms", "--oracle", "true")
     assert r.exit_code == 1 and "--oracle true" in r.stderr
-    r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "30", "--oracle",
-            "linear", "--trials", "15", "--top", "2", "--cache-dir", str(tmp_path), "--json")
+    # the main job's default oracle, auto, fitted on cells timed here
+    r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "30",
+            "--trials", "15", "--top", "2", "--cache-dir", str(tmp_path), "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
+    assert res["oracle"] == "auto" and "fitting auto on 30 cells" in r.stderr
     assert res["objective"] == "synflow" and "synflow" in r.stderr
     assert 0 < res["best"]["true_latency_ms"] <= 200  # timed for real, not predicted
     assert list(tmp_path.glob("live-cpu-*.csv"))  # the measured cells are kept for next time
@@ -188,3 +190,4 @@ def test_fit_predictor_auto_prints_its_choice(tmp_path):
             *[x for s in sets for x in ("--set", s)])
     res = json.loads(r.stdout)
     assert res["predictor"] == "auto" and set(res["choice"]["tried"]) == {"linear", "layerwise", "xgboost"}
+

@@ -139,4 +139,4 @@ def test_directed_adjacency_is_the_papers_propagation():
     assert m[:GLOBAL_NODE, GLOBAL_NODE].sum() == 0  # sends to none
     np.testing.assert_array_equal(np.diag(m), np.ones(9))  # self loops, no normalisation
     assert m[1, INPUT_NODE] == 1 and m[INPUT_NODE, 1] == 0  # input -> conv on edge 0->1
-    assert m[OUTPUT_NODE, INPUT_NODE] == 1  # the skip 0->3 links input to output
+    assert m[OUTPUT_NODE, 2] == m[OUTPUT_NODE, 3] == 1  # the skip 2->3 links node 2's ops to output

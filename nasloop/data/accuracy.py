@@ -49,6 +49,9 @@ def load_accuracy_csv(path: str | Path) -> AccuracyTable:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; is this nats_bench.csv?")
     acc = {k: np.full(NUM_CELLS, np.nan) for k in DATASETS}
     for row in reader:
+        if any(row.get(c) is None for c in need):  # csv leaves missing fields as None
+            raise DataError(f"{path}, line {reader.line_num}: the row has fewer columns than the "
+                            "header (a truncated file?); re-download nats_bench.csv")
         try:
             i = arch_index(Arch.parse(row["ArchitectureString"]))
             for key, col in DATASETS.items():

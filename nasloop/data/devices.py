@@ -70,7 +70,10 @@ CATALOGUE: dict[str, Device] = {d.name: d for d in _catalogue()}
 
 def resolve_data_dir(data_dir: str | Path | None = None, *, required: bool = True) -> Path | None:
     """The benchmark data directory from the option, else ``$NASLOOP_DATA``."""
-    raw = data_dir if data_dir not in (None, "") else os.environ.get(DATA_ENV) or None
+    if isinstance(data_dir, str) and not data_dir.strip():
+        raise DataError("--data-dir is empty: give the folder holding eagle/, help/ and nats/, "
+                        f"or leave the option out to use ${DATA_ENV}")
+    raw = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
     if raw is None:
         if required:
             raise DataError(f"no benchmark data directory: pass --data-dir DIR or set {DATA_ENV}=DIR "
@@ -111,6 +114,21 @@ def available_devices(data_dir: str | Path | None = None) -> list[Device]:
     if root is not None:
         devs = [d for d in CATALOGUE.values() if (root / d.relpath).is_file()]
     return devs + measured_devices()
+
+
+def device_summaries(data_dir: str | Path | None = None) -> tuple[list[dict], list[str]]:
+    """Summaries of the available devices that load, and one line per table that does not.
+
+    One corrupt file must not hide every other table: it is named, the rest are listed.
+    """
+    resolve_data_dir(data_dir, required=False)  # a wrong path is an error, not an empty list
+    rows, problems = [], []
+    for d in available_devices(data_dir):
+        try:
+            rows.append(load_device(d.name, data_dir).summary())
+        except DataError as e:
+            problems.append(f"device {d.name} not listed: {e}")
+    return rows, problems
 
 
 def _unknown_device(spec: str, data_dir: str | Path | None) -> DeviceError:

@@ -75,6 +75,16 @@ def load_torch(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"refused to load {path}: {msg[:200]} (only plain tensors, lists and "
-                        "dicts are accepted; re-download the file)") from None
+        raise DataError(f"refused to load {path}: {torch_error_line(e)} (only plain tensors, "
+                        "lists and dicts are accepted; re-download the file)") from None
+
+
+def torch_error_line(e: Exception) -> str:
+    """The first line of a torch.load error, without torch's advice to turn safety off."""
+    import re
+
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    # torch suggests re-running with weights_only=False: that executes code, never advise it
+    line = re.split(r"(?i)\s*(?:re-?running|in pytorch 2\.6|you can|if you trust)", line)[0]
+    return line[:200].rstrip(" .,;:") or type(e).__name__

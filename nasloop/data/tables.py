@@ -149,8 +149,23 @@ def load_csv_table(path: str | Path, *, skip_bad_rows: bool = False,
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read device CSV {path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"device CSV {path} is not UTF-8 text (byte {e.object[e.start]:#04x} at "
+                        f"offset {e.start}): give a text CSV with the header arch,latency_ms") from None
+    except OSError as e:
+        raise DataError(f"cannot read device CSV {path}: {e.strerror or e}") from None
+    if "\x00" in text:
+        raise DataError(f"device CSV {path} holds NUL bytes, so it is not a text CSV: give a "
+                        "text file with the header arch,latency_ms")
+    try:
+        return _parse_csv_table(path, text, skip_bad_rows, name, description)
+    except csv.Error as e:
+        raise DataError(f"device CSV {path} is not a readable CSV ({e}): give a text file with "
+                        "the header arch,latency_ms") from None
+
+
+def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | None,
+                     description: str | None) -> LatencyTable:
     reader = csv.DictReader(text.splitlines())
     cols = [c.strip() for c in (reader.fieldnames or [])]
     if "arch" not in cols or "latency_ms" not in cols:

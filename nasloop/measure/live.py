@@ -17,8 +17,9 @@ from ..data import load_accuracy
 from ..data.tables import load_csv_table
 from ..errors import ConfigError
 from ..predictors import load_predictor
-from ..search.oracles import DEFAULT_ORACLE, LatencyOracle, PredictorOracle, default_cache_dir
-from ..search.study import SearchResult, run_search
+from ..search.oracles import (DEFAULT_ORACLE, LatencyOracle, PredictorOracle, default_cache_dir,
+                              oracle_label)
+from ..search.study import SearchResult, check_budget, check_study, run_search, study_settings
 from ..space import Arch, all_archs
 from .timing import _cpu_model, _device, measure_arch, measure_to_csv
 
@@ -63,6 +64,14 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
         raise ConfigError("--oracle true needs a table of measured latencies; with --device "
                           f"{device} every cell would have to be timed. Use a predictor name "
                           "(default auto) or measure a table with `nasloop measure --all`")
+    name = oracle or DEFAULT_ORACLE
+    device_name = f"this machine ({device})"
+    acc = load_accuracy(data_dir) if data_dir or __import__("os").environ.get("NASLOOP_DATA") else None
+    used = objective if acc is not None else "synflow"
+    # a bad budget, storage or mismatched resume fails before any cell is timed
+    check_budget(None, budget_ms)
+    check_study(storage, study_name,
+                study_settings(budget_ms, device_name, oracle_label(name), used, mode, sampler))
     machine = hashlib.sha1(f"{device}:{_cpu_model()}".encode()).hexdigest()[:10]
     csv_path = default_cache_dir(cache_dir) / f"live-{device}-{machine}.csv"
     cells = sample_cells(train, seed)
@@ -72,7 +81,6 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
                        on_cell=lambda n, tot, row: bar.update(task, completed=n))
     table = load_csv_table(csv_path, name=f"live_{device}")
     y = table.lookup(cells)
-    name = oracle or DEFAULT_ORACLE
     if Path(name).exists():
         pred = load_predictor(name)
         err.print(f"using the saved predictor {name} (not refitted)")
@@ -87,18 +95,17 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
             pred.set_params(prune_dead=False)
         err.print(f"fitting {name} on {len(cells)} cells measured on this machine ({csv_path})")
         pred.fit(cells, y)
-    oracle_obj = PredictorOracle(pred, name=name)
+    oracle_obj = PredictorOracle(pred, name=oracle_label(name))
     everything = oracle_obj.predict_all()
     bad = int(np.sum(~(everything > 0)))
     if bad:
         err.print(f"[yellow]{name} fitted on {len(cells)} cells predicts a non-positive latency "
                   f"for {bad} of {len(everything)} cells: its answers there are meaningless "
                   f"(finalists are still timed for real); use a larger --train[/yellow]")
-    acc = load_accuracy(data_dir) if data_dir or __import__("os").environ.get("NASLOOP_DATA") else None
     if acc is not None:
-        score, used = acc, objective
+        score = acc
     else:
-        score, used = synflow_scores, "synflow"
+        score = synflow_scores
         err.print("[yellow]no accuracy table: the objective is synflow, a data-free zero-cost "
                   "proxy of accuracy (log10 score; higher is better)[/yellow]")
     with progress(transient=True) as bar:
@@ -106,6 +113,6 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
         res = run_search(None, budget_ms, oracle_obj, score,
                          objective=used, trials=trials, sampler=sampler, mode=mode, seed=seed,
                          storage=storage, study_name=study_name, top=top,
-                         validator=MeasureOracle(device), device_name=f"this machine ({device})",
+                         validator=MeasureOracle(device), device_name=device_name,
                          on_trial=lambda n, tot, info: bar.update(task, completed=n))
     return res

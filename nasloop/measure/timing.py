@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import platform
 import statistics
 import time
@@ -23,7 +24,8 @@ FIELDS = ["arch", "latency_ms", "median_ms", "iqr_ms", "min_ms", "repeats"]
 def _device(kind: str) -> torch.device:
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA GPU is visible to torch on this machine")
+            raise ConfigError("--device cuda: no CUDA GPU is visible to torch on this machine; "
+                              "use --device cpu, or install a CUDA build of torch")
         return torch.device("cuda")
     if kind != "cpu":
         raise ConfigError(f"measure device must be 'cpu' or 'cuda', got {kind!r}")
@@ -89,6 +91,22 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def check_out_csv(path: str | Path) -> Path:
+    """Refuse an output CSV that cannot be written, before any cell is timed."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ConfigError(f"--out {path} is a folder; give the path of a CSV file")
+    folder = p.parent
+    while not folder.exists():  # the folders that do not exist yet are created
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--out {path}: {folder} is a file, not a folder; choose another --out")
+    if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ConfigError(f"--out {path}: cannot write there ({folder} is not writable); "
+                          "choose another --out")
+    return p
+
+
 def already_measured(path: Path) -> set[str]:
     if not path.is_file():
         return set()
@@ -107,8 +125,13 @@ def measure_to_csv(archs: Sequence[Arch], out: str | Path, device: str = "cpu", 
     Each row is flushed as soon as it is measured, so an interrupted run loses at most the
     cell in progress. Returns the number of cells measured now.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _device(device)  # no CUDA: one line, before any file is written
+    out = check_out_csv(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create its folder ({e.strerror or e}); "
+                          "choose another --out") from None
     done = already_measured(out)
     todo = [a for a in archs if str(a) not in done]
     if threads:

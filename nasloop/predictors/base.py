@@ -147,8 +147,11 @@ def load_predictor(path: str | Path) -> Predictor:
         obj._load_state(folder)
     except NasloopError:
         raise
-    except Exception as e:
-        raise DataError(f"cannot load predictor state from {folder}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # e.g. XGBoost's multi-line C++ error: keep its first line
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise DataError(f"cannot load predictor state from {folder} ({type(e).__name__}: "
+                        f"{first}); the folder is corrupt: refit it with "
+                        "'nasloop fit-predictor --out FOLDER'") from None
     obj.fitted_ = True
     obj.fit_info_ = meta.get("fit_info", {})
     return obj

@@ -288,7 +288,9 @@ class GCNPredictor(Predictor):
         try:
             state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
         except Exception as e:
-            raise DataError(f"refused to load {folder / 'weights.pt'}: {e}") from None
+            from ..data.safe_load import torch_error_line
+            raise DataError(f"refused to load {folder / 'weights.pt'}: {torch_error_line(e)}; "
+                            "only plain tensors are accepted: refit the predictor") from None
         self.nets_ = []
         for i in range(int(s["members"])):
             net = self._net()

@@ -146,6 +146,14 @@ def _cache_key(table: LatencyTable, name: str, params: dict, train: int, val: in
     return h.hexdigest()[:20]
 
 
+def oracle_label(spec: str | None) -> str:
+    """The name an oracle spec gets (as recorded in a study), known before any fitting."""
+    spec = spec or DEFAULT_ORACLE
+    if spec != "true" and Path(spec).expanduser().exists():
+        return f"file:{Path(spec).expanduser().name}"
+    return spec
+
+
 def get_oracle(spec: str | None, table: LatencyTable, *, train: int = 900, val: int = 100,
                seed: int = 0, params: dict | None = None, cache_dir: str | Path | None = None,
                use_cache: bool = True,
@@ -158,7 +166,7 @@ def get_oracle(spec: str | None, table: LatencyTable, *, train: int = 900, val: 
         return TableOracle(table)
     path = Path(spec).expanduser()
     if path.exists():
-        return PredictorOracle(load_predictor(path), name=f"file:{path.name}")
+        return PredictorOracle(load_predictor(path), name=oracle_label(spec))
     if spec not in list_predictors():
         names = ", ".join(list_predictors())
         raise ConfigError(f"unknown oracle {spec!r}: use 'true', the folder of a saved predictor, "

@@ -27,8 +27,8 @@ def result_table(res: SearchResult) -> Table:
     for c in res.finalists:
         chosen = res.best is not None and c.arch == res.best.arch
         verdict = "false positive" if c.false_positive else "meets budget"
-        if c.true_latency_ms is None:
-            verdict = "not measured"
+        if c.true_latency_ms is None:  # absent from the table: neither true nor false
+            verdict = "not verified (absent from the table)"
         t.add_row("★" if chosen else "", c.arch, fmt(c.accuracy, 2), fmt(c.predicted_latency_ms),
                   fmt(c.true_latency_ms), verdict)
     if res.optimum:
