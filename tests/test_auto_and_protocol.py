@@ -9,7 +9,7 @@ from nasloop.errors import ConfigError
 from nasloop.evaluation import Protocol, evaluate_predictors
 from nasloop.predictors import Predictor, create_predictor, load_predictor, register_predictor
 from nasloop.predictors.features import onehot
-from nasloop.space import NUM_CELLS, all_archs, arch_index, canonical_representatives
+from nasloop.space import all_archs, arch_index, canonical_representatives
 from nasloop.splits import split_cells
 
 FAST_GCN = {"hidden": 32, "epochs": 6, "batch_size": 16, "lr": 3e-3}

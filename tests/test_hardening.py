@@ -26,7 +26,7 @@ from nasloop.data.tables import LatencyTable
 from nasloop.errors import ConfigError
 from nasloop.search import TableOracle, run_search
 from nasloop.search.report import result_table
-from nasloop.search.study import _sqlite_lock
+from nasloop.search.storage import sqlite_lock
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 #: a quick search: the true oracle, random sampler
@@ -190,7 +190,7 @@ def test_trials_left_running_by_a_killed_run_are_failed_on_resume(cpu, tmp_path)
 def test_sqlite_study_in_use_is_refused(cpu, tmp_path):
     table, acc = cpu
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    with _sqlite_lock(url):  # another search holds the file
+    with sqlite_lock(url):  # another search holds the file
         with pytest.raises(ConfigError, match="in use by another nasloop search.*postgresql"):
             run_search(table, 4.0, TableOracle(table), acc, trials=5, storage=url)
     assert run_search(table, 4.0, TableOracle(table), acc, trials=5, storage=url).trials == 5

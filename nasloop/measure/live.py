@@ -19,7 +19,8 @@ from ..errors import ConfigError
 from ..predictors import load_predictor
 from ..search.oracles import (DEFAULT_ORACLE, LatencyOracle, PredictorOracle, default_cache_dir,
                               oracle_label)
-from ..search.study import SearchResult, check_budget, check_study, run_search, study_settings
+from ..search.storage import check_study, study_settings
+from ..search.study import SearchResult, check_budget, run_search
 from ..space import Arch, all_archs
 from .timing import _cpu_model, _device, measure_arch, measure_to_csv
 

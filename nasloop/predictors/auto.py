@@ -80,7 +80,7 @@ class AutoPredictor(Predictor):
         if self.candidates is not None and (not isinstance(self.candidates, (list, tuple))
                                             or not self.candidates):
             raise ConfigError("auto: candidates must be a non-empty list of names, "
-                              f"e.g. --set 'candidates=[\"linear\",\"gcn_plus\"]'")
+                              "e.g. --set 'candidates=[\"linear\",\"gcn_plus\"]'")
         if not 0 < float(self.holdout) < 0.5:
             raise ConfigError(f"auto: holdout must be in (0, 0.5), got {self.holdout!r}")
         if not isinstance(self.candidate_params or {}, dict):

@@ -1,0 +1,235 @@
+"""Where studies live: Optuna storage URLs, the settings a study is created with, locks.
+
+A study stored in a database can be resumed, so it records the settings that define it
+(budget, device, oracle, objective, mode, sampler) and a resume with other ones is refused
+instead of mixing two searches. SQLite serves one process: a search holds a lock on the
+file for its whole run. Everything here is checked before an oracle is fitted.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+
+from ..errors import ConfigError
+
+#: the study a ``--storage`` without ``--study-name`` resumes
+DEFAULT_STUDY_NAME = "nasloop"
+#: the settings that define a study, and the option that sets each: resuming a study with
+#: another value would silently mix the trials of two different searches
+STUDY_SETTINGS = {"budget_ms": "--budget", "device": "--device", "oracle": "--oracle",
+                  "objective": "--objective", "mode": "--mode", "sampler": "--sampler"}
+_SETTINGS_ATTR = "nasloop_settings"
+
+
+def study_settings(budget_ms: float, device: str, oracle: str, objective: str, mode: str,
+                   sampler: str) -> dict:
+    """The settings stored with a study, so that a resume with other ones is refused."""
+    return {"budget_ms": float(budget_ms), "device": str(device), "oracle": str(oracle),
+            "objective": str(objective), "mode": str(mode), "sampler": str(sampler)}
+
+
+def _show(key: str, value: object) -> str:
+    return f"{value:g}ms" if key == "budget_ms" and isinstance(value, (int, float)) else str(value)
+
+
+def _settings_differ(key: str, old: object, new: object) -> bool:
+    if key == "budget_ms" and isinstance(old, (int, float)) and isinstance(new, (int, float)):
+        return not math.isclose(float(old), float(new), rel_tol=1e-9)
+    return old != new
+
+
+def sqlite_file(storage: str | None) -> Path | None:
+    """The database file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    if not storage:
+        return None
+    from sqlalchemy.engine import make_url
+
+    url = make_url(storage)
+    if url.get_backend_name() != "sqlite":
+        return None
+    db = url.database or ""
+    if db in ("", ":memory:") or db.startswith("file:"):
+        return None
+    return Path(db)
+
+
+def check_storage(storage: str) -> None:
+    """Refuse a ``--storage`` URL that cannot work, before any expensive step."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(storage)
+    except ArgumentError:
+        raise ConfigError(f"--storage {storage!r} is not a database URL: use sqlite:///study.db "
+                          "for a file, or postgresql://user@host/db") from None
+    try:
+        url.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigError(f"--storage {storage}: unknown database {url.drivername!r}; use "
+                          "sqlite:///study.db, postgresql://... or mysql://...") from None
+    db = sqlite_file(storage)
+    if db is None:
+        return
+    if db.is_dir():
+        raise ConfigError(f"--storage {storage}: {db} is a folder; name a database file, "
+                          "e.g. sqlite:///study.db")
+    folder = db.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--storage {storage}: folder {folder} does not exist; create it "
+                          "first or put the database elsewhere")
+    if not os.access(folder, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        raise ConfigError(f"--storage {storage}: {db} is not writable; put the database in a "
+                          "folder you can write")
+
+
+def _storage_error(storage: str, e: BaseException) -> ConfigError:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    if isinstance(e, ImportError):
+        return ConfigError(f"--storage {storage}: its database driver is not installed ({first}); "
+                           "install it, or use sqlite:///study.db")
+    return ConfigError(f"--storage {storage}: cannot open the study database ({first}); check "
+                       "the URL, or use a new file such as sqlite:///study.db")
+
+
+def get_storage(storage: str) -> optuna.storages.BaseStorage:
+    try:
+        return optuna.storages.get_storage(storage)
+    except (ImportError, ValueError, OSError) as e:
+        raise _storage_error(storage, e) from None
+    except Exception as e:  # sqlalchemy errors: a file that is not a database, a server down
+        if type(e).__module__.startswith(("sqlalchemy", "optuna")):
+            raise _storage_error(storage, e) from None
+        raise
+
+
+def _check_settings(stored: dict | None, has_trials: bool, settings: dict, storage: str,
+                    study_name: str) -> None:
+    where = f"study {study_name!r} in {storage}"
+    if stored is None:
+        if has_trials:
+            raise ConfigError(f"{where} has trials but no recorded nasloop settings (made by "
+                              "another program or an older nasloop), so a resume could mix "
+                              "searches; give another --study-name for a new study")
+        return
+    for key, option in STUDY_SETTINGS.items():
+        old, new = stored.get(key), settings.get(key)
+        if _settings_differ(key, old, new):
+            raise ConfigError(
+                f"{where} was created with {option} {_show(key, old)}, this run asks for "
+                f"{option} {_show(key, new)}; resuming would mix the trials of two searches: "
+                f"give another --study-name for a new study, or rerun with {option} "
+                f"{_show(key, old)} to resume it")
+
+
+def check_study(storage: str | None, study_name: str | None, settings: dict | None = None
+                ) -> str | None:
+    """Validate ``--storage``/``--study-name`` (and a resume's settings) without creating anything.
+
+    Returns the study name to use: ``DEFAULT_STUDY_NAME`` when a storage is given without
+    one, so that re-running the same command resumes. Called before an oracle is fitted,
+    so that a bad URL or a mismatched resume costs nothing.
+    """
+    if study_name is not None and not storage:
+        raise ConfigError(f"--study-name {study_name} needs --storage: a study kept in memory "
+                          "cannot be resumed; add e.g. --storage sqlite:///study.db")
+    if not storage:
+        return None
+    if study_name is not None and not study_name.strip():
+        raise ConfigError("--study-name is empty: give a name, or leave it out to use "
+                          f"{DEFAULT_STUDY_NAME!r}")
+    check_storage(storage)
+    name = study_name or DEFAULT_STUDY_NAME
+    db = sqlite_file(storage)
+    if settings is None or (db is not None and not db.exists()):
+        return name  # nothing to resume yet (and no empty database file left behind)
+    st = get_storage(storage)
+    try:
+        sid = st.get_study_id_from_name(name)
+    except KeyError:
+        return name
+    stored = st.get_study_user_attrs(sid).get(_SETTINGS_ATTR)
+    _check_settings(stored, bool(st.get_all_trials(sid, deepcopy=False)), settings, storage, name)
+    return name
+
+
+@contextlib.contextmanager
+def sqlite_lock(storage: str | None) -> Iterator[None]:
+    """Hold the one-process lock of a SQLite study database for a whole search.
+
+    SQLite is meant for one process: concurrent searches on one file overshoot ``--trials``
+    and die on "database is locked". A second search is refused at once instead.
+    """
+    db = sqlite_file(storage)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover  (Windows: no advisory file locks)
+        fcntl = None  # type: ignore[assignment]
+    if db is None or fcntl is None:
+        yield
+        return
+    lock_path = db.with_name(db.name + ".lock")
+    try:
+        f = open(lock_path, "a")
+    except OSError as e:
+        raise ConfigError(f"--storage {storage}: cannot create the lock file {lock_path} "
+                          f"({e.strerror or e}); put the database in a folder you can "
+                          "write") from None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"--storage {storage} is in use by another nasloop search: SQLite "
+                              "serves one process; wait for it to finish, or share a study "
+                              "between processes with a server database URL "
+                              "(postgresql://... or mysql://...)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def open_study(storage: str | None, study_name: str | None, settings: dict,
+                directions: list[str], sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create or resume a study; a resume with other settings is refused."""
+    if not storage:
+        return optuna.create_study(directions=directions, sampler=sampler)
+    st = get_storage(storage)
+    assert study_name is not None
+    try:
+        sid = st.get_study_id_from_name(study_name)
+    except KeyError:
+        sid = None
+    if sid is not None:
+        stored = st.get_study_user_attrs(sid).get(_SETTINGS_ATTR)
+        _check_settings(stored, bool(st.get_all_trials(sid, deepcopy=False)), settings, storage,
+                        study_name)
+    try:
+        study = optuna.create_study(storage=st, study_name=study_name, load_if_exists=True,
+                                    directions=directions, sampler=sampler)
+    except Exception as e:
+        if type(e).__module__.startswith(("sqlalchemy", "optuna")):
+            raise _storage_error(storage, e) from None
+        raise
+    if _SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(_SETTINGS_ATTR, settings)
+    return study
+
+
+def fail_running(study: optuna.Study, keep: set[int] = frozenset()) -> int:
+    """Mark RUNNING trials (except the numbers in ``keep``) FAIL: an interrupted run's leftovers."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if t.number in keep:
+            continue
+        try:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            n += 1
+        except Exception:  # noqa: BLE001  (another process finished it meanwhile)
+            pass
+    return n
