@@ -100,6 +100,53 @@ def check_auto(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def choices(results: list[dict]) -> str:
+    """What auto chose on each device, run by run (the choice is made on validation cells)."""
+    lines = ["| device | runs | chosen (weights) per run |", "|---|---|---|"]
+    for r in sorted(results, key=lambda r: r["device"]):
+        if r["predictor"] != "auto" or "runs" not in r:
+            continue
+        picks = []
+        for run in r["runs"]:
+            c = run.get("choice")
+            if not c:
+                picks.append("failed")
+                continue
+            picks.append(" + ".join(f"{m} {w:.1f}" if len(c["chosen"]) > 1 else m
+                                    for m, w in zip(c["chosen"], c["weights"])))
+        lines.append(f"| {r['device']} | {len(r['runs'])} | {'; '.join(picks)} |")
+    return "\n".join(lines)
+
+
+COMPACT = ("auto", "gcn_plus (in auto)", "gcn_residual (in auto)", "xgboost", "linear",
+           "layerwise", "flops")
+
+
+def compact(results: list[dict]) -> str:
+    """One row per device: acc_10 and Spearman of each backend, the best in bold."""
+    by_dev: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in results:
+        by_dev[r["device"]][r.get("label", r["predictor"])] = r
+    cols = [c for c in COMPACT if any(c in rows for rows in by_dev.values())]
+    lines = ["| device | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for dev in sorted(by_dev):
+        rows = by_dev[dev]
+        b10 = max(r["mean"]["acc_10"] for r in rows.values())
+        bsp = max(r["mean"]["spearman"] for r in rows.values())
+        cells = []
+        for c in cols:
+            if c not in rows:
+                cells.append("—")
+                continue
+            m = rows[c]["mean"]
+            a = f"{m['acc_10']:.1f}"
+            sp = f"{m['spearman']:.3f}"
+            cells.append(f"{'**' + a + '**' if m['acc_10'] == b10 else a} / "
+                         f"{'**' + sp + '**' if m['spearman'] == bsp else sp}")
+        lines.append(f"| {dev} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render(results: list[dict]) -> str:
     """Markdown table, one row per (device, predictor); best acc_10 and Spearman in bold."""
     by_dev: dict[str, list[dict]] = defaultdict(list)
@@ -120,8 +167,9 @@ def render(results: list[dict]) -> str:
                     txt = f"**{txt}**"
                 cells.append(txt)
             fit = r["mean"].get("fit_seconds", math.nan)
+            fit_txt = "—" if fit != fit else f"{fit:.1f}"
             lines.append(f"| {dev} | {r.get('label', r['predictor'])} | {r['protocol']['split']} | "
-                         f"{r['n_runs']} | " + " | ".join(cells) + f" | {fit:.1f} | {r['failures']} |")
+                         f"{r['n_runs']} | " + " | ".join(cells) + f" | {fit_txt} | {r['failures']} |")
     return "\n".join(lines)
 
 
@@ -143,9 +191,13 @@ def main() -> None:
         results = [r for path in a.report for r in load_results(path)
                    if r["protocol"]["split"] == a.split]
         results += expand_candidates(results)
+        print(compact(results))
+        print()
         print(render(results))
         print()
         print(check_auto(results))
+        print()
+        print(choices(results))
         return
     devices = ([d.name for d in available_devices(a.data_dir)] if a.devices == "all"
                else a.devices.split(","))
