@@ -307,8 +307,8 @@ class GCNPlusPredictor(GCNPredictor):
     Log-latency target (the L1 loss then fits relative error, the metric that matters),
     batch 4 at lr 1e-3, hidden 128, early stop after 25 flat epochs, one torch thread (two
     thrash on a 2-core machine). Hidden 128 / patience 25 replaced 256 / 50 on validation
-    cells (desktop_gpu seed 0: validation acc_10 98.0 vs 99.0, MAPE 2.05 vs 2.03 %, one
-    validation cell apart) for a 20 % faster fit; docs/results.md has the numbers.
+    cells (desktop_gpu seed 0: validation acc_10 98.0 vs 100.0, MAPE 2.05 vs 2.04 %, two
+    validation cells apart) for a shorter fit; docs/results.md has the numbers.
     """
 
     def __init__(self, *, hidden: int = 128, layers: int = 4, dropout: float = 0.002,
