@@ -96,6 +96,8 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
             pred.set_params(prune_dead=False)
         err.print(f"fitting {name} on {len(cells)} cells measured on this machine ({csv_path})")
         pred.fit(cells, y)
+        if hasattr(pred, "summary"):  # auto: say what it chose and how well it validated
+            err.print(pred.summary(), highlight=False)
     oracle_obj = PredictorOracle(pred, name=oracle_label(name))
     everything = oracle_obj.predict_all()
     bad = int(np.sum(~(everything > 0)))
