@@ -385,6 +385,8 @@ def evaluate(devices_, data_dir, names, train, val, split_kind, seeds, split_see
     devs = [d.strip() for d in devices_.split(",") if d.strip()]
     preds = [p.strip() for p in names.split(",") if p.strip()]
     overrides = _overrides(sets)
+    if not preds:
+        raise click.BadParameter("no predictor named; e.g. -p auto,linear", param_hint="-p")
     for p in preds:  # every name and value checked before the first fit
         resolve_params(p, overrides)
     seq = tuple(range(seeds))

@@ -152,7 +152,15 @@ def evaluate_predictors(tables: Sequence[LatencyTable], names: Sequence[str],
     receives each summary as soon as it is done (benchmarks stream them to disk, so an
     interrupted run keeps what it finished).
     """
+    if not names:
+        raise ConfigError("no predictor to evaluate: give names, e.g. -p auto,linear")
     params_by_name = {name: resolve_params(name, overrides) for name in names}
+    unused = sorted(set(overrides or {}) - {k for n in names
+                                            for k in get_predictor_class(n)._param_names()})
+    if unused:
+        raise ConfigError(f"--set {', '.join(unused)}: no predictor among {', '.join(names)} "
+                          "has such a parameter ('nasloop predictors' lists them; check the "
+                          "spelling)")
     runs = protocol.runs()
     results = []
     task = bar.add_task("evaluate", total=len(tables) * len(names) * len(runs), info="") if bar else None

@@ -191,3 +191,14 @@ def test_fit_predictor_auto_prints_its_choice(tmp_path):
     res = json.loads(r.stdout)
     assert res["predictor"] == "auto" and set(res["choice"]["tried"]) == {"linear", "layerwise", "xgboost"}
 
+
+
+def test_predictor_names_and_set_keys_are_checked_with_the_fix():
+    r = run("fit-predictor", "-d", "desktop_gpu", "-p", "GCN")
+    assert r.exit_code == 1 and "did you mean gcn" in r.stderr
+    r = run("fit-predictor", "-d", "desktop_gpu", "-p", "linear", "--set", "foo=1")
+    assert r.exit_code == 1 and "no parameter 'foo'" in r.stderr and "ridge" in r.stderr
+    r = run("evaluate", "-d", "desktop_gpu", "-p", "linear,flops", "--set", "hiden=64", "--seeds", "1")
+    assert r.exit_code == 1 and "--set hiden" in r.stderr
+    r = run("evaluate", "-d", "desktop_gpu", "-p", ",", "--seeds", "1")
+    assert r.exit_code == 2 and "no predictor" in r.output

@@ -70,7 +70,9 @@ def get_predictor_class(name: str) -> type[Predictor]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
+        lower = {n.lower(): n for n in _REGISTRY}
+        close = ([lower[name.lower()]] if name.lower() in lower else
+                 difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4))
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownPredictorError(
             f"unknown predictor {name!r}{hint} Known: {', '.join(sorted(_REGISTRY))}") from None
@@ -79,6 +81,10 @@ def get_predictor_class(name: str) -> type[Predictor]:
 def create_predictor(name: str, **params: Any) -> Predictor:
     """Build the predictor registered as ``name`` with ``params`` as hyperparameters."""
     cls = get_predictor_class(name)
+    unknown = sorted(set(params) - set(cls._param_names()))
+    if unknown:
+        raise ConfigError(f"predictor {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                          f"its parameters: {', '.join(cls._param_names())}")
     try:
         return cls(**params)
     except TypeError as e:
