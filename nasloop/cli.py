@@ -237,6 +237,10 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
     resolve_params(predictor, params)  # a bad name or value fails before the fit
     spec = SplitSpec(train, val, seed, split_kind)
     _, _, test = split_cells(table, train, val, seed, split_kind)
+    if not test:
+        err.print(f"[yellow]warning:[/yellow] --train {train} + --val {val} uses every measured "
+                  f"cell of {table.name}: no test cells are left, so no metrics; lower --train "
+                  "to keep some", highlight=False, soft_wrap=True)
     t0 = time.perf_counter()
     with make_progress(transient=True) as bar:
         pred, info = fit_on_split(predictor, table, spec, params=params, model_seed=model_seed,

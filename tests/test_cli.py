@@ -202,3 +202,10 @@ def test_predictor_names_and_set_keys_are_checked_with_the_fix():
     assert r.exit_code == 1 and "--set hiden" in r.stderr
     r = run("evaluate", "-d", "desktop_gpu", "-p", ",", "--seeds", "1")
     assert r.exit_code == 2 and "no predictor" in r.output
+
+
+def test_fit_on_every_cell_warns_that_no_metrics_are_left(tmp_path):
+    f = tmp_path / "tiny.csv"
+    f.write_text("arch,latency_ms\n" + "".join(f'"({a},3,3,3,3,3)",{1 + a}\n' for a in range(5)))
+    r = run("fit-predictor", "-d", str(f), "-p", "linear", "--train", "4", "--val", "1")
+    assert r.exit_code == 0 and "no test cells are left" in r.stderr
