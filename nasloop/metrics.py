@@ -21,5 +21,12 @@ def latency_metrics(true_ms: np.ndarray, pred_ms: np.ndarray) -> dict[str, float
     }
 
 
+def log_loss(true_ms: np.ndarray, pred_ms: np.ndarray) -> float:
+    """Mean absolute log error; non-positive predictions count as a 100x miss."""
+    p = np.asarray(pred_ms, dtype=np.float64)
+    safe = np.where(np.isfinite(p) & (p > 0), p, np.asarray(true_ms) * 1e-2)
+    return float(np.mean(np.abs(np.log(safe) - np.log(true_ms))))
+
+
 METRIC_KEYS = ("acc_1", "acc_5", "acc_10", "spearman", "kendall", "mape", "rmse_ms",
                "err_p50", "err_p90", "err_p99")

@@ -65,8 +65,8 @@ def load_pickle(path: str | Path) -> Any:
                         "re-download the file") from None
 
 
-def load_torch(path: str | Path) -> Any:
-    """``torch.load`` with ``weights_only=True``, errors turned into one clear line."""
+def load_torch(path: str | Path, fix: str = "re-download the file") -> Any:
+    """``torch.load`` with ``weights_only=True``, errors turned into one clear line ending in ``fix``."""
     import torch
 
     path = Path(path)
@@ -76,7 +76,7 @@ def load_torch(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise DataError(f"refused to load {path}: {torch_error_line(e)} (only plain tensors, "
-                        "lists and dicts are accepted; re-download the file)") from None
+                        f"lists and dicts are accepted; {fix})") from None
 
 
 def torch_error_line(e: Exception) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..metrics import latency_metrics, log_loss
 from ..space import Arch
 from .base import Predictor, load_json_state, save_json_state
 from .registry import create_predictor, register_predictor
@@ -42,11 +43,12 @@ BLEND_WEIGHTS = tuple(np.round(np.linspace(0.1, 0.9, 9), 2))
 BLEND_MARGIN = 0.02
 
 
-def log_loss(true_ms: np.ndarray, pred_ms: np.ndarray) -> float:
-    """Mean absolute log error; non-positive predictions count as a 100x miss."""
-    p = np.asarray(pred_ms, dtype=np.float64)
-    safe = np.where(np.isfinite(p) & (p > 0), p, np.asarray(true_ms) * 1e-2)
-    return float(np.mean(np.abs(np.log(safe) - np.log(true_ms))))
+def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Generator
+              ) -> tuple[tuple[list[Arch], np.ndarray], tuple[list[Arch], np.ndarray]]:
+    """``(rest, held)``: a seeded ``fraction`` of the cells (at least one) held out."""
+    perm = rng.permutation(len(x))
+    k = max(1, int(round(len(x) * float(fraction))))
+    return ([x[i] for i in perm[k:]], y[perm[k:]]), ([x[i] for i in perm[:k]], y[perm[:k]])
 
 
 @register_predictor("auto")
@@ -104,16 +106,10 @@ class AutoPredictor(Predictor):
     def _fit(self, x, y, val, progress) -> None:
         rng = np.random.default_rng([int(self.seed), 11])
         if val is None:  # no validation cells given: hold out a slice of the training cells
-            perm = rng.permutation(len(x))
-            k = max(1, int(round(len(x) * float(self.holdout))))
-            val = ([x[i] for i in perm[:k]], y[perm[:k]])
-            x, y = [x[i] for i in perm[k:]], y[perm[k:]]
+            (x, y), val = _hold_out(x, y, self.holdout, rng)
         vx, vy = val
         # iterative backends early-stop on a slice of the training cells, never on vx
-        perm = rng.permutation(len(x))
-        k = max(1, int(round(len(x) * float(self.holdout))))
-        stop = ([x[i] for i in perm[:k]], y[perm[:k]])
-        inner = ([x[i] for i in perm[k:]], y[perm[k:]])
+        inner, stop = _hold_out(x, y, self.holdout, rng)
         tried: dict[str, dict[str, Any]] = {}
         fitted: dict[str, Predictor] = {}
         val_pred: dict[str, np.ndarray] = {}
@@ -137,11 +133,10 @@ class AutoPredictor(Predictor):
                 tried[label] = {"backend": specs[label][0], "failed": f"{type(e).__name__}: {e}"}
                 continue
             fitted[label], val_pred[label] = p, pv
-            rel = np.abs(pv - vy) / vy * 100
+            m = latency_metrics(vy, pv)
             tried[label] = {"backend": specs[label][0], "params": p.get_params(),
                             "val_log_loss": log_loss(vy, pv),
-                            "val_acc_5": float(np.mean(rel <= 5) * 100),
-                            "val_acc_10": float(np.mean(rel <= 10) * 100),
+                            "val_acc_5": m["acc_5"], "val_acc_10": m["acc_10"],
                             "fit_seconds": time.perf_counter() - t0}
             if progress is not None:
                 progress((i + 1) * 1000, len(specs) * 1000, {"candidate": label})
@@ -205,4 +200,4 @@ class AutoPredictor(Predictor):
         return f"auto chose {' + '.join(parts)} (validation log-loss {c['val_log_loss']:.4f})"
 
 
-__all__ = ["AutoPredictor", "DEFAULT_CANDIDATES", "log_loss"]
+__all__ = ["AutoPredictor", "DEFAULT_CANDIDATES"]

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DataError
+from ..data.safe_load import load_torch
+from ..errors import ConfigError
 from ..graph import FEATURES, GLOBAL_NODE, encode_batch
 from ..space import NUM_CELLS, Arch, arch_index
 from .base import Predictor, load_json_state, save_json_state
-from .features import onehot
+from .linear import LinearPredictor
 from .registry import register_predictor
 
 
@@ -162,18 +163,14 @@ class GCNPredictor(Predictor):
 
     def _base_log(self, x: list[Arch]) -> np.ndarray:
         """Log of the additive base model's latency (0 without a base)."""
-        if self.base_coef_ is None:
+        if self.base_model_ is None:
             return np.zeros(len(x))
-        b = np.concatenate([onehot(x), np.ones((len(x), 1))], 1) @ self.base_coef_
-        return np.log(np.maximum(b, self.base_floor_))
+        return np.log(np.maximum(self.base_model_._predict(x), self.base_floor_))
 
     def _fit_base(self, x: list[Arch], y: np.ndarray) -> None:
-        self.base_coef_, self.base_floor_ = None, 0.0
+        self.base_model_, self.base_floor_ = None, 0.0
         if self.base == "linear":
-            a = np.concatenate([onehot(x), np.ones((len(x), 1))], 1)
-            reg = 1e-6 * np.eye(a.shape[1])
-            reg[-1, -1] = 0.0
-            self.base_coef_ = np.linalg.solve(a.T @ a + reg, a.T @ y)
+            self.base_model_ = LinearPredictor().fit(x, y)
             # a linear fit can go negative on unseen cells: never divide by less than this
             self.base_floor_ = float(0.5 * np.min(y))
 
@@ -276,21 +273,20 @@ class GCNPredictor(Predictor):
         torch.save(state, folder / "weights.pt")
         save_json_state(folder, {"scale": self.scale_, "shift": self.shift_,
                                  "members": len(self.nets_),
-                                 "base_coef": None if self.base_coef_ is None else self.base_coef_.tolist(),
+                                 "base_coef": (None if self.base_model_ is None
+                                               else self.base_model_.coef_.tolist()),
                                  "base_floor": self.base_floor_})
 
     def _load_state(self, folder: Path) -> None:
         s = load_json_state(folder)
         self.scale_, self.shift_ = float(s["scale"]), float(s["shift"])
-        coef = s.get("base_coef")
-        self.base_coef_ = None if coef is None else np.asarray(coef, dtype=np.float64)
+        self.base_model_ = None
+        if s.get("base_coef") is not None:
+            self.base_model_ = LinearPredictor()
+            self.base_model_.coef_ = np.asarray(s["base_coef"], dtype=np.float64)
+            self.base_model_.fitted_ = True
         self.base_floor_ = float(s.get("base_floor", 0.0))
-        try:
-            state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
-        except Exception as e:
-            from ..data.safe_load import torch_error_line
-            raise DataError(f"refused to load {folder / 'weights.pt'}: {torch_error_line(e)}; "
-                            "only plain tensors are accepted: refit the predictor") from None
+        state = load_torch(folder / "weights.pt", fix="refit the predictor")
         self.nets_ = []
         for i in range(int(s["members"])):
             net = self._net()
