@@ -7,9 +7,11 @@ So ``auto`` fits every candidate backend on the training cells, scores each on t
 validation cells (which no candidate has seen: the GCNs early-stop on a slice of the
 training cells), and keeps the best one, or a blend of the best two where the blend
 scores better on validation. The criterion is the mean absolute log error (about the
-mean relative error, what the % within 1/5/10 metrics reward). What was tried, the
-validation scores and the choice are saved in the predictor's ``state.json`` and
-reported in ``choice_``.
+mean relative error, what the % within 1/5/10 metrics reward). Once chosen, each member
+is refitted on the training and validation cells together (``refit=True``; a GCN then
+early-stops on a fresh tenth of them): the choice needs the validation cells unseen, the
+final model does not. What was tried, the validation scores and the choice are saved in
+the predictor's ``state.json`` and reported in ``choice_``.
 """
 from __future__ import annotations
 
@@ -59,11 +61,13 @@ class AutoPredictor(Predictor):
 
     def __init__(self, *, candidates: list[str] | None = None,
                  candidate_params: dict[str, dict[str, Any]] | None = None,
-                 holdout: float = 0.1, blend: bool = True, seed: int = 0):
+                 holdout: float = 0.1, blend: bool = True, refit: bool = True,
+                 seed: int = 0):
         self.candidates = candidates
         self.candidate_params = candidate_params
         self.holdout = holdout
         self.blend = blend
+        self.refit = refit
         self.seed = seed
 
     # ----- configuration ------------------------------------------------------------
@@ -114,13 +118,19 @@ class AutoPredictor(Predictor):
         fitted: dict[str, Predictor] = {}
         val_pred: dict[str, np.ndarray] = {}
         specs = self._specs()
+        units = (len(specs) + int(bool(self.refit))) * 1000  # the refit is the last unit
+
+        def step(i: int, label: str):
+            """Progress callback of stage ``i`` (a candidate, then the refit)."""
+            if progress is None:
+                return None
+            return lambda e, n, info: progress(i * 1000 + e * 1000 // max(n, 1), units,
+                                               {**info, "candidate": label})
+
         for i, label in enumerate(specs):
             p = self._make(label)
             t0 = time.perf_counter()
-            sub = None
-            if progress is not None:
-                sub = lambda e, n, info, label=label, i=i: progress(  # noqa: E731
-                    i * 1000 + e * 1000 // max(n, 1), len(specs) * 1000, {**info, "candidate": label})
+            sub = step(i, label)
             try:
                 if p.tags.get("iterative"):
                     p.fit(*inner, val=stop, progress=sub)
@@ -139,7 +149,7 @@ class AutoPredictor(Predictor):
                             "val_acc_5": m["acc_5"], "val_acc_10": m["acc_10"],
                             "fit_seconds": time.perf_counter() - t0}
             if progress is not None:
-                progress((i + 1) * 1000, len(specs) * 1000, {"candidate": label})
+                progress((i + 1) * 1000, units, {"candidate": label})
         if not fitted:
             raise DataError("auto: every candidate failed to fit: "
                             + "; ".join(f"{k}: {v['failed']}" for k, v in tried.items()))
@@ -153,17 +163,35 @@ class AutoPredictor(Predictor):
                 lw = log_loss(vy, np.exp(w * la + (1 - w) * lb))
                 if lw < loss * (1 - BLEND_MARGIN) and lw < loss:
                     members, weights, loss = [a, b], [float(w), float(1 - w)], lw
-        # non-iterative members are refitted on training + validation cells: more data,
-        # and their choice is already made
-        refit = {label: self._make(label).fit(list(x) + list(vx), np.concatenate([y, vy]))
-                 for label in members if not fitted[label].tags.get("iterative")}
+        # the choice is made: every member is refitted on training + validation cells
+        # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
+        # iterative member early-stops on a fresh slice of them, as in the choice
+        all_x, all_y = list(x) + list(vx), np.concatenate([y, vy])
+        refit: dict[str, Predictor] = {}
+        for label in members if self.refit else []:
+            p = self._make(label)
+            try:
+                if p.tags.get("iterative"):
+                    rest, held = _hold_out(all_x, all_y, self.holdout, rng)
+                    p.fit(*rest, val=held, progress=step(len(specs), f"{label} (refit)"))
+                else:
+                    p.fit(all_x, all_y)
+            except (ConfigError, KeyboardInterrupt):
+                raise
+            except Exception as e:  # keep the member as chosen; say why
+                tried[label]["refit_failed"] = f"{type(e).__name__}: {e}"
+                continue
+            refit[label] = p
+        if progress is not None and self.refit:
+            progress(units, units, {"candidate": "refit"})
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
         self.members_ = {m: refit.get(m, fitted[m]) for m in members}
         self.weights_ = dict(zip(members, weights))
         self.choice_ = {"chosen": members, "weights": weights, "val_log_loss": loss,
                         "criterion": "mean |log(pred/true)| on the validation cells",
-                        "val_cells": len(vx), "tried": tried}
+                        "val_cells": len(vx), "tried": tried,
+                        "refitted_on": len(all_x) if refit else None}
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
         out = np.zeros(len(x))
