@@ -182,24 +182,38 @@ def split_options(f):
     return f
 
 
+def can_create_in(folder) -> bool:
+    """Whether a file can be created in ``folder``: tried, since os.access lies to root."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 def check_out_folder(path: str | None, force: bool) -> None:
     """Refuse a predictor output path that cannot be written, before any fitting."""
     from pathlib import Path
 
     if not path:
         return
-    p = Path(path)
+    p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise click.BadParameter(f"{path} is a file; give a folder for the saved predictor",
                                  param_hint="--out")
     if p.is_dir() and any(p.iterdir()) and not force:
         raise click.BadParameter(f"{path} already exists and is not empty; pass --force to "
                                  "overwrite it or choose another folder", param_hint="--out")
-    parent = p.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise click.BadParameter(f"cannot create {path}: {parent} is not writable",
+    folder = p.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"cannot create {path}: {folder} is a file, not a folder",
+                                 param_hint="--out")
+    if not can_create_in(folder):
+        raise click.BadParameter(f"cannot create {path}: {folder} is not writable",
                                  param_hint="--out")
 
 
@@ -210,9 +224,9 @@ def check_out_folder(path: str | None, force: bool) -> None:
 @click.option("--train", default=900, show_default=True, type=click.IntRange(1))
 @click.option("--val", default=100, show_default=True, type=click.IntRange(0))
 @split_options
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seed of the split (and of the model, unless --model-seed).")
-@click.option("--model-seed", default=None, type=click.IntRange(0),
+@click.option("--model-seed", default=None, type=click.IntRange(0, 2**32 - 1),
               help="Seed of the model's initialisation [default: --seed].")
 @click.option("--config", default=None, help="JSON file (or name in configs/) of hyperparameters.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one hyperparameter.")
@@ -335,7 +349,7 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
     if csv_path:
         from pathlib import Path
         parent = Path(csv_path).expanduser().resolve().parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
+        if not parent.is_dir() or not can_create_in(parent):
             raise click.BadParameter(f"cannot write {csv_path}: folder {parent} does not exist "
                                      "or is not writable; create it first", param_hint="--csv")
     cells = list(all_archs()) if all_cells else parse_archs_cli(archs)
@@ -370,11 +384,11 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
 @click.option("--train", default=900, show_default=True, type=click.IntRange(1))
 @click.option("--val", default=100, show_default=True, type=click.IntRange(0))
 @split_options
-@click.option("--seeds", default=5, show_default=True, type=click.IntRange(1),
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="Number of runs: split seeds 0..N-1, each with the same model seed.")
-@click.option("--split-seed", default=None, type=click.IntRange(0),
+@click.option("--split-seed", default=None, type=click.IntRange(0, 2**32 - 1),
               help="Fix the split; --seeds then varies the model seed only.")
-@click.option("--model-seed", default=None, type=click.IntRange(0),
+@click.option("--model-seed", default=None, type=click.IntRange(0, 2**32 - 1),
               help="Fix the model seed; --seeds then varies the split only.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a hyperparameter of every predictor that has it.")
@@ -391,6 +405,9 @@ def evaluate(devices_, data_dir, names, train, val, split_kind, seeds, split_see
     overrides = _overrides(sets)
     if not preds:
         raise click.BadParameter("no predictor named; e.g. -p auto,linear", param_hint="-p")
+    if not devs:
+        raise click.BadParameter(f"no device named in {devices_!r}; e.g. -d desktop_cpu,mobile_dsp",
+                                 param_hint="-d")
     seq = tuple(range(seeds))
     if split_seed is not None:
         protocol = Protocol(train, val, split_kind, (split_seed,), seq)
@@ -458,10 +475,12 @@ class BudgetType(click.ParamType):
               help="Hyperparameter file for the oracle's predictor (a path or a name in configs/).")
 @click.option("--objective", default="cifar10", show_default=True,
               type=click.Choice(["cifar10", "cifar100", "imagenet16"]))
-@click.option("--trials", default=300, show_default=True, type=click.IntRange(1),
-              help="Total trials of the study: a resumed study runs only the missing ones.")
-@click.option("--sampler", default="tpe", show_default=True,
-              type=click.Choice(["tpe", "nsga2", "random", "gp"]))
+@click.option("--trials", default=100, show_default=True, type=click.IntRange(1),
+              help="Accuracy evaluations: each trial is one new network the oracle calls "
+                   "feasible; a resumed study runs only the missing ones.")
+@click.option("--sampler", default=None,
+              type=click.Choice(["guided", "evolution", "tpe", "nsga2", "random", "gp"]),
+              help="How networks are proposed [default: guided; tpe with --mode pareto].")
 @click.option("--mode", default="constrained", show_default=True,
               type=click.Choice(["constrained", "pareto"]))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
@@ -473,7 +492,11 @@ class BudgetType(click.ParamType):
 @click.option("--study-name", default=None,
               help="Study name inside --storage [default: nasloop]; needs --storage.")
 @click.option("--top", default=5, show_default=True, type=click.IntRange(1),
-              help="Finalists checked against true latency.")
+              help="At most this many finalists are checked against true latency, most "
+                   "accurate first, until one meets the budget.")
+@click.option("--confidence", default=None, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Feasible means within budget with this probability (e.g. 0.95): the "
+                   "oracle's answers get a split-conformal margin from its validation cells.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a hyperparameter of the oracle's predictor.")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
@@ -483,22 +506,34 @@ class BudgetType(click.ParamType):
               help="Folder for trials.csv, summary.json and search.png.")
 @json_option
 def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objective, trials,
-           sampler, mode, seed, storage, study_name, top, sets, cache_dir, no_cache, out_dir,
-           as_json) -> None:
-    """Find the most accurate cell under a latency budget, validated on true latency."""
+           sampler, mode, seed, storage, study_name, top, confidence, sets, cache_dir, no_cache,
+           out_dir, as_json) -> None:
+    """Find the most accurate network under a latency budget, validated on true latency.
+
+    The objective is NAS-Bench-201's test accuracy after 200 epochs (--objective picks the
+    dataset). Prints the cost: accuracy evaluations, oracle answers, true-latency checks.
+    Exits 1 when no finalist truly meets the budget.
+    """
     from .console import progress as make_progress
     from .data import load_accuracy
-    from .search import check_budget, check_study, get_oracle, run_search, study_settings
+    from .search import (SearchConfig, check_budget, check_study, get_oracle, make_sampler,
+                         run_search, study_settings)
     from .search.oracles import DEFAULT_ORACLE, oracle_label
     from .search.report import result_table, write_outputs
+    from .search.samplers import default_sampler
 
     oracle = oracle or DEFAULT_ORACLE
+    sampler = sampler or default_sampler(mode)
+    make_sampler(sampler, seed, mode)  # --sampler guided --mode pareto fails at once
     params = {}
     if oracle != "true" and not os.path.exists(oracle):
         params = predictor_params(oracle, config, sets)
     check_study(storage, study_name)  # a bad URL, or a name without storage, fails at once
     if device in ("cpu", "cuda"):
         from .measure.live import LIVE_TRAIN, live_search
+        if confidence is not None:
+            raise click.UsageError("--confidence needs a device table to calibrate on; with "
+                                   f"--device {device} leave it out")
         res = live_search(device, budget, oracle=oracle, train=train or LIVE_TRAIN,
                           trials=trials, sampler=sampler, mode=mode, seed=seed, top=top,
                           storage=storage, study_name=study_name, params=params,
@@ -516,9 +551,10 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
                              cache_dir=cache_dir, use_cache=not no_cache,
                              progress=_EpochBar(bar, f"fit oracle {oracle}"))
             task = bar.add_task("search", total=trials, info="")
-            res = run_search(table, budget, orc, acc, objective=objective, trials=trials,
-                             sampler=sampler, mode=mode, seed=seed, storage=storage,
-                             study_name=study_name, top=top,
+            cfg = SearchConfig(objective=objective, trials=trials, sampler=sampler, mode=mode,
+                               seed=seed, top=top, confidence=confidence, storage=storage,
+                               study_name=study_name)
+            res = run_search(table, budget, orc, acc, cfg,
                              on_trial=lambda n, tot, info: bar.update(task, completed=n))
     if out_dir:
         write_outputs(res, out_dir)
@@ -531,7 +567,7 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
         if out_dir:
             err.print(f"wrote trials.csv, summary.json and search.png to {out_dir}")
     if res.interrupted:
-        err.print(f"interrupted: {res.trials} finished trial(s) kept"
+        err.print(f"interrupted: {res.trials} accuracy evaluation(s) kept"
                   + (f" in {storage}" if storage else ""))
         sys.exit(130)
     if res.best is None:
@@ -550,11 +586,20 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
               help="A file of arch strings (one a line, or a CSV with an 'arch' column).")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1),
               help="Images per forward pass.")
-@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0),
-              help="Untimed forward passes before timing each cell.")
-@click.option("--repeats", default=50, show_default=True, type=click.IntRange(1),
-              help="Timed forward passes per cell; the latency is their median.")
-@click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
+@click.option("--network", default="deployable", show_default=True,
+              type=click.Choice(["deployable", "reference"]),
+              help="deployable: only the ops on input-output paths are built (what a compiler "
+                   "ships; isomorphic cells are one network); reference: NAS-Bench-201's "
+                   "network, every edge executed.")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1),
+              help="Interleaved rounds over each block of cells, each in a shuffled order; "
+                   "the latency is the median of the round medians.")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0),
+              help="Untimed forward passes before each cell's timed runs, every round.")
+@click.option("--repeats", default=10, show_default=True, type=click.IntRange(1),
+              help="Timed forward passes per cell per round.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="torch CPU threads, pinned while timing (restored after).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seed of the --cells sample and of the --all order.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
@@ -563,20 +608,28 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
               help="Measure the cells a second time in a separate run (into OUT.run2.csv) "
                    "and report the run-to-run difference: the noise floor.")
 @json_option
-def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, threads, seed,
-            out_path, repeat_check, as_json) -> None:
-    """Time cells' networks on this machine; the CSV it writes is a device."""
+def measure(device, n_cells, all_cells, cells_from, batch, network, rounds, warmup, repeats,
+            threads, seed, out_path, repeat_check, as_json) -> None:
+    """Time cells' networks on this machine; the CSV it writes is a device.
+
+    The protocol (network form, rounds, runs, threads) is recorded in the CSV's .json
+    sidecar; resuming with other options is refused, so a table never mixes protocols.
+    ``--rounds 1 --repeats 50 --warmup 10 --network reference`` is the protocol of
+    tables measured before protocols existed.
+    """
     import numpy as np
 
     from .console import progress as make_progress
     from .measure.live import sample_cells
-    from .measure.timing import _device, check_out_csv, measure_to_csv
+    from .measure.timing import TimingProtocol, _device, check_out_csv, measure_to_csv
     from .space import all_archs, arch_index
 
     if sum(bool(x) for x in (n_cells, all_cells, cells_from)) != 1:
         raise click.UsageError("choose exactly one of --cells N, --all, --cells-from FILE")
     _device(device)  # no CUDA, or an unwritable --out: one line before any timing
     check_out_csv(out_path)
+    protocol = TimingProtocol(network=network, batch=batch, rounds=rounds, repeats=repeats,
+                              warmup=warmup, threads=threads, seed=seed)
     if all_cells:
         every = list(all_archs())
         cells = [every[i] for i in np.random.default_rng(seed).permutation(len(every))]
@@ -593,7 +646,13 @@ def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, thre
             raw = [r["arch"] for r in _csv.DictReader(text)]
         else:
             raw = [ln.strip() for ln in text if ln.strip()]
-        cells = parse_archs_cli(raw)
+        if not raw:
+            raise click.BadParameter(f"{cells_from} holds no arch strings; give a file of "
+                                     "arch strings, one a line", param_hint="--cells-from")
+        try:
+            cells = coerce_archs(raw)
+        except NasloopError as e:
+            raise click.BadParameter(f"{cells_from}: {e}", param_hint="--cells-from") from None
     from pathlib import Path
 
     runs = [Path(out_path)]
@@ -610,8 +669,7 @@ def measure(device, n_cells, all_cells, cells_from, batch, warmup, repeats, thre
                 def on_cell(n, tot, row):
                     bar.update(task, completed=n,
                                info=f"{row['latency_ms']:.2f} ms" if row else "")
-                done = measure_to_csv(cells, path, device, batch=batch, warmup=warmup,
-                                      repeats=repeats, threads=threads, on_cell=on_cell)
+                done = measure_to_csv(cells, path, device, protocol=protocol, on_cell=on_cell)
         except KeyboardInterrupt:
             err.print(f"interrupted: rows measured so far are in {path}; re-run the same "
                       "command to resume")

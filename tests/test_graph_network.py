@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from nasloop.graph import (DEAD_COLUMN, FEATURES, GLOBAL_NODE, INPUT_NODE, NODE_TYPES, OUTPUT_NODE,
                            encode, encode_batch)
@@ -70,3 +71,20 @@ def test_known_extremes_of_the_space():
     model = CellNetwork(Arch((3,) * 6)).eval()
     import torch
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_both_network_forms_match_their_cost_formula_and_isomorphs_share_the_deployable_one():
+    from nasloop.network import FORMS
+    from nasloop.space import all_archs
+
+    for a in list(all_archs())[::1301]:
+        for form in FORMS:
+            assert network_cost(a, form=form) == measure_cost(CellNetwork(a, form=form))
+    a = Arch.parse("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
+    b = Arch.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
+    assert network_cost(a) == network_cost(b)  # the dead conv is not built
+    assert network_cost(a, form="reference").flops < network_cost(b, form="reference").flops
+    dead = Arch.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_1x1~2|")
+    assert not dead.is_connected()
+    out = CellNetwork(dead).eval()(torch.zeros(1, 3, 32, 32))  # no path: a zero cell, runs
+    assert out.shape == (1, 10)

@@ -1,10 +1,11 @@
 import csv
+import json
 
 import numpy as np
 import pytest
 
 from nasloop.data import load_device
-from nasloop.measure.timing import measure_to_csv
+from nasloop.measure.timing import TimingProtocol, measure_to_csv
 from nasloop.measure.zero_cost import synflow
 from nasloop.space import Arch, all_archs
 
@@ -17,11 +18,12 @@ def test_measure_resumes_after_interruption(tmp_path):
         if n == 3:
             raise KeyboardInterrupt
 
+    quick = TimingProtocol(rounds=2, warmup=1, repeats=2, block=3)
     with pytest.raises(KeyboardInterrupt):
-        measure_to_csv(cells, out, warmup=1, repeats=2, on_cell=boom)
+        measure_to_csv(cells, out, protocol=quick, on_cell=boom)
     rows = list(csv.DictReader(open(out)))
-    assert len(rows) == 3  # rows were flushed as they were measured
-    assert measure_to_csv(cells, out, warmup=1, repeats=2) == 3  # only the rest
+    assert len(rows) == 3  # the first block was flushed as soon as it was measured
+    assert measure_to_csv(cells, out, protocol=quick) == 3  # only the rest
     rows = list(csv.DictReader(open(out)))
     assert [r["arch"] for r in rows] == [str(a) for a in cells]
     assert (tmp_path / "m.json").is_file()
@@ -81,3 +83,85 @@ def test_profiled_layerwise_calibration_fits_scale_and_offset(monkeypatch):
     assert cal.scale_ == pytest.approx(2.0) and cal.offset_ == pytest.approx(0.5)
     uncal = create_predictor("layerwise", profile="cpu").fit(cells, target)
     np.testing.assert_allclose(uncal.predict(cells), raw)  # without calibration: the plain sum
+
+
+def test_a_resume_with_another_protocol_is_refused(tmp_path):
+    from nasloop.errors import ConfigError
+
+    cells = [a for a in all_archs() if a.is_connected()][:2]
+    out = tmp_path / "m.csv"
+    measure_to_csv(cells, out, protocol=TimingProtocol(rounds=1, warmup=0, repeats=1))
+    with pytest.raises(ConfigError, match="another protocol.*rounds 1 -> 2"):
+        measure_to_csv(cells, out, protocol=TimingProtocol(rounds=2, warmup=0, repeats=1))
+    with pytest.raises(ConfigError, match="network 'deployable' -> 'reference'"):
+        measure_to_csv(cells, out, protocol=TimingProtocol(rounds=1, warmup=0, repeats=1,
+                                                           network="reference"))
+    side = json.loads((tmp_path / "m.json").read_text())
+    assert side["network"] == "deployable" and side["protocol"]["rounds"] == 1
+
+
+def test_a_table_without_a_recorded_protocol_resumes_only_as_the_old_protocol(tmp_path):
+    from nasloop.errors import ConfigError
+
+    out = tmp_path / "old.csv"
+    out.write_text("arch,latency_ms\n")
+    (tmp_path / "old.json").write_text(json.dumps({"device": "cpu", "threads": 1, "batch": 1,
+                                                   "warmup": 10, "repeats": 50}))
+    cell = [a for a in all_archs() if a.is_connected()][:1]
+    with pytest.raises(ConfigError, match="network 'reference' -> 'deployable'"):
+        measure_to_csv(cell, out, protocol=TimingProtocol(warmup=0, repeats=1))
+    old = TimingProtocol(network="reference", rounds=1, warmup=10, repeats=50)
+    assert measure_to_csv(cell, out, protocol=old) == 1
+
+
+def test_timing_restores_torch_threads(tmp_path):
+    import torch
+
+    from nasloop.measure.profile import profile_layers
+
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    cells = [a for a in all_archs() if a.is_connected()][:1]
+    measure_to_csv(cells, tmp_path / "t.csv",
+                   protocol=TimingProtocol(rounds=1, warmup=0, repeats=1, threads=target))
+    assert torch.get_num_threads() == before
+    profile_layers("cpu", repeats=1, threads=target)
+    assert torch.get_num_threads() == before
+
+
+def test_shaky_cells_get_more_rounds(monkeypatch):
+    import nasloop.measure.timing as timing
+
+    visits: dict = {}
+
+    def fake(model, x, *, warmup, repeats):
+        n = visits[model.arch] = visits.get(model.arch, 0) + 1
+        wild = model.arch == cells[0] and n % 2  # cell 0's rounds disagree, cell 1's agree
+        return [10.0 if wild else 1.0] * repeats
+
+    cells = [a for a in all_archs() if a.is_connected()][:2]
+    monkeypatch.setattr(timing, "time_module", fake)
+    rows = timing.measure_block(cells, "cpu", TimingProtocol(rounds=3, repeats=2, warmup=0))
+    assert rows[0]["rounds"] == 6 and rows[0]["spread_pct"] > 10
+    assert rows[1]["rounds"] == 3 and rows[1]["spread_pct"] == 0
+    assert rows[1]["latency_ms"] == 1.0
+
+
+@pytest.mark.parametrize("network", ["deployable", "reference"])
+def test_live_validation_times_exactly_the_cell_asked(monkeypatch, network):
+    import nasloop.measure.live as live
+
+    timed = []
+    monkeypatch.setattr(live, "measure_arch", lambda a, *args, network, **kw: timed.append(
+        (str(a), network)) or {"latency_ms": 1.0 + len(timed)})
+    a = Arch.parse("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
+    b = Arch.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
+    assert a.canonical_key() == b.canonical_key() and a != b  # isomorphs, b has a dead conv
+    oracle = live.MeasureOracle("cpu", network=network)
+    oracle.latency([b]), oracle.latency([a])
+    if network == "reference":  # different networks: each timed as itself
+        assert timed == [(str(b), "reference"), (str(a), "reference")]
+    else:  # one deployable network (the dead conv is not built): timed once, shared
+        assert [n for _, n in timed] == ["deployable"]
+        from nasloop.network import network_cost
+        assert network_cost(Arch.parse(timed[0][0])) == network_cost(a) == network_cost(b)

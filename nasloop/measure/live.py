@@ -22,24 +22,32 @@ from ..search.oracles import (DEFAULT_ORACLE, LatencyOracle, PredictorOracle, de
 from ..search.storage import check_study, study_settings
 from ..search.study import SearchResult, check_budget, run_search
 from ..space import Arch, all_archs
-from .timing import _cpu_model, _device, measure_arch, measure_to_csv
+from .timing import TimingProtocol, _cpu_model, _device, measure_arch, measure_to_csv
 
-LIVE_WARMUP, LIVE_REPEATS = 3, 15
+#: the live mode's timing: 3 interleaved rounds of 1 + 5 runs (18 runs a cell, as before)
+LIVE_PROTOCOL = TimingProtocol(rounds=3, repeats=5, warmup=1)
 #: cells measured for the oracle when --train is not given, and the fewest accepted: below
 #: ~30 cells a fitted predictor extrapolates wildly (linear on 20 cells predicted < 0 ms)
 LIVE_TRAIN, MIN_LIVE_TRAIN = 200, 30
 
 
 class MeasureOracle(LatencyOracle):
-    """True latency measured now on this machine (used to validate finalists)."""
+    """True latency measured now on this machine (used to validate finalists).
 
-    def __init__(self, device: str, repeats: int = 30):
+    It times exactly the network of the cell asked: in the reference form isomorphs are
+    different networks, so answers are never shared across a class there.
+    """
+
+    def __init__(self, device: str, repeats: int = 30, network: str = "deployable"):
         super().__init__()
         self.device, self.repeats, self.name = device, repeats, f"measured:{device}"
+        self.network = network
+        self.canonical_cache = network == "deployable"  # one network per class only there
 
     def _compute(self, archs: list[Arch]) -> np.ndarray:
-        return np.array([measure_arch(a, self.device, warmup=5, repeats=self.repeats)["latency_ms"]
-                         for a in archs])
+        return np.array([measure_arch(a, self.device, warmup=5, repeats=self.repeats,
+                                      network=self.network, threads=LIVE_PROTOCOL.threads
+                                      )["latency_ms"] for a in archs])
 
 
 def sample_cells(n: int, seed: int) -> list[Arch]:
@@ -52,7 +60,8 @@ def sample_cells(n: int, seed: int) -> list[Arch]:
 def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int, trials: int,
                 sampler: str, mode: str, seed: int, top: int, storage: str | None,
                 study_name: str | None, params: dict, data_dir: str | None, objective: str,
-                out_dir: str | None = None, cache_dir: str | None = None) -> SearchResult:
+                out_dir: str | None = None, cache_dir: str | None = None,
+                network: str = "deployable") -> SearchResult:
     from ..console import progress
     from ..predictors import create_predictor
     from .zero_cost import synflow_scores
@@ -73,12 +82,15 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
     check_budget(None, budget_ms)
     check_study(storage, study_name,
                 study_settings(budget_ms, device_name, oracle_label(name), used, mode, sampler))
-    machine = hashlib.sha1(f"{device}:{_cpu_model()}".encode()).hexdigest()[:10]
-    csv_path = default_cache_dir(cache_dir) / f"live-{device}-{machine}.csv"
+    timing = TimingProtocol(**{**LIVE_PROTOCOL.__dict__, "network": network})
+    # one cache file per machine and protocol: tables never mix protocols
+    machine = hashlib.sha1(f"{device}:{_cpu_model()}:{sorted(timing.key().items())}"
+                           .encode()).hexdigest()[:10]
+    csv_path = default_cache_dir(cache_dir) / f"live-{device}-{network}-{machine}.csv"
     cells = sample_cells(train, seed)
     with progress() as bar:
         task = bar.add_task(f"measure {train} cells on {device}", total=train, info="")
-        measure_to_csv(cells, csv_path, device, warmup=LIVE_WARMUP, repeats=LIVE_REPEATS,
+        measure_to_csv(cells, csv_path, device, protocol=timing,
                        on_cell=lambda n, tot, row: bar.update(task, completed=n))
     table = load_csv_table(csv_path, name=f"live_{device}")
     y = table.lookup(cells)
@@ -89,8 +101,9 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
         pred = create_predictor(name, **params)
         if "seed" in pred.get_params():
             pred.set_params(seed=seed)
-        if "prune_dead" in pred.get_params() and "prune_dead" not in params:
-            # nasloop's network executes every edge, dead ones included: on its own
+        if ("prune_dead" in pred.get_params() and "prune_dead" not in params
+                and network == "reference"):
+            # the reference network executes every edge, dead ones included: on its
             # timings the unpruned graph fits far better (docs/results.md, 76.9 vs 46.1 %
             # within 10 % on the whole-space CPU table)
             pred.set_params(prune_dead=False)
@@ -116,6 +129,6 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
         res = run_search(None, budget_ms, oracle_obj, score,
                          objective=used, trials=trials, sampler=sampler, mode=mode, seed=seed,
                          storage=storage, study_name=study_name, top=top,
-                         validator=MeasureOracle(device), device_name=device_name,
+                         validator=MeasureOracle(device, network=network), device_name=device_name,
                          on_trial=lambda n, tot, info: bar.update(task, completed=n))
     return res

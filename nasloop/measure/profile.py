@@ -6,7 +6,7 @@ import torch
 from ..network import (CELLS_PER_STAGE, INPUT_SHAPE, STAGE_CHANNELS, STAGE_RESOLUTION,
                        STEM_CHANNELS, ReLUConvBN, ResBlock, _op)
 from ..space import CONV1, CONV3, POOL, SKIP
-from .timing import _device, time_module
+from .timing import _device, pinned_threads, time_module
 
 
 def profile_layers(device: str = "cpu", *, repeats: int = 30, threads: int | None = None,
@@ -14,8 +14,11 @@ def profile_layers(device: str = "cpu", *, repeats: int = 30, threads: int | Non
     """Median ms of each layer: ``stage{s}/{op}`` per op instance, and ``fixed`` for stem,
     reductions and head. Sum over a network's layers gives its layer-wise latency."""
     dev = _device(device)
-    if threads:
-        torch.set_num_threads(int(threads))
+    with pinned_threads(threads):
+        return _profile(dev, repeats, progress)
+
+
+def _profile(dev: torch.device, repeats: int, progress) -> dict[str, float]:
     import statistics
     table: dict[str, float] = {}
     jobs = []

@@ -8,17 +8,20 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from ..network import INPUT_SHAPE, CellNetwork
+from ..network import INPUT_SHAPE, CellNetwork, check_form
 from ..space import Arch
 
-FIELDS = ["arch", "latency_ms", "median_ms", "iqr_ms", "min_ms", "repeats"]
+FIELDS = ["arch", "latency_ms", "median_ms", "iqr_ms", "min_ms", "repeats", "rounds",
+          "spread_pct"]
 
 
 def _device(kind: str) -> torch.device:
@@ -56,29 +59,147 @@ def time_module(model: torch.nn.Module, x: torch.Tensor, *, warmup: int = 10,
     return times
 
 
-def measure_arch(arch: Arch, device: str = "cpu", *, batch: int = 1, warmup: int = 10,
-                 repeats: int = 50) -> dict:
+@dataclass(frozen=True)
+class TimingProtocol:
+    """How cells are timed. Recorded in every measured table's sidecar; a resume must match.
+
+    A VM is a noisy timer: neighbours steal the CPU in bursts and the clock drifts. So cells
+    are timed in ``rounds`` interleaved passes over a block of cells (each round in a new
+    shuffled order, so slow drift hits every cell alike), each visit ``warmup`` untimed and
+    ``repeats`` timed runs; a cell's latency is the median of its round medians (a burst
+    spoils one round, not the answer). Cells whose round medians spread by more than
+    ``remeasure_pct`` get ``rounds`` more. Threads are pinned (and restored afterwards).
+    ``rounds=1, repeats=50, warmup=10`` is the protocol of tables measured before it.
+    """
+
+    network: str = "deployable"
+    batch: int = 1
+    rounds: int = 5
+    repeats: int = 10
+    warmup: int = 3
+    threads: int = 1
+    remeasure_pct: float = 10.0
+    block: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_form(self.network)
+        for name in ("batch", "rounds", "repeats", "threads", "block"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"timing: {name} must be >= 1, got {getattr(self, name)!r}")
+        if int(self.warmup) < 0 or not float(self.remeasure_pct) > 0:
+            raise ConfigError("timing: warmup must be >= 0 and remeasure_pct > 0")
+
+    def key(self) -> dict:
+        """What must be equal for two runs to belong in one table."""
+        return {"network": self.network, "batch": self.batch, "rounds": self.rounds,
+                "repeats": self.repeats, "warmup": self.warmup, "threads": self.threads}
+
+
+def _legacy_protocol(side: dict) -> dict:
+    """The protocol of a sidecar written before protocols were recorded."""
+    return {"network": "reference", "batch": side.get("batch", 1), "rounds": 1,
+            "repeats": side.get("repeats"), "warmup": side.get("warmup"),
+            "threads": side.get("threads")}
+
+
+@contextmanager
+def pinned_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside, restored on the way out."""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _row(arch: Arch, round_medians: list[float], runs: list[float]) -> dict:
+    med = float(np.median(round_medians))
+    q1, q3 = np.percentile(runs, [25, 75])
+    spread = (max(round_medians) - min(round_medians)) / med * 100 if med > 0 else 0.0
+    return {"arch": str(arch), "latency_ms": med, "median_ms": float(np.median(runs)),
+            "iqr_ms": float(q3 - q1), "min_ms": float(min(runs)), "repeats": len(runs),
+            "rounds": len(round_medians), "spread_pct": float(spread)}
+
+
+def measure_block(archs: Sequence[Arch], device: str = "cpu",
+                  protocol: TimingProtocol | None = None, *, block_index: int = 0) -> list[dict]:
+    """Time ``archs`` together under ``protocol``: one row per cell, in the given order."""
+    p = protocol or TimingProtocol()
     dev = _device(device)
-    model = CellNetwork(arch).eval().to(dev)
-    x = torch.randn(batch, *INPUT_SHAPE, device=dev)
-    t = time_module(model, x, warmup=warmup, repeats=repeats)
-    q1, _, q3 = np.percentile(t, [25, 50, 75])
-    med = statistics.median(t)
-    return {"arch": str(arch), "latency_ms": med, "median_ms": med, "iqr_ms": float(q3 - q1),
-            "min_ms": min(t), "repeats": repeats}
+    rng = np.random.default_rng([int(p.seed), int(block_index)])
+    with pinned_threads(p.threads):
+        models = [CellNetwork(a, form=p.network).eval().to(dev) for a in archs]
+        x = torch.randn(p.batch, *INPUT_SHAPE, device=dev)
+        medians: list[list[float]] = [[] for _ in archs]
+        runs: list[list[float]] = [[] for _ in archs]
+
+        def rounds(which: list[int]) -> None:
+            for _ in range(p.rounds):
+                for i in rng.permutation(which):
+                    t = time_module(models[i], x, warmup=p.warmup, repeats=p.repeats)
+                    medians[i].append(statistics.median(t))
+                    runs[i].extend(t)
+
+        rounds(list(range(len(archs))))
+        rows = [_row(a, m, r) for a, m, r in zip(archs, medians, runs)]
+        shaky = [i for i, row in enumerate(rows) if row["spread_pct"] > p.remeasure_pct]
+        if shaky:  # once more for the cells whose rounds disagree
+            rounds(shaky)
+            for i in shaky:
+                rows[i] = _row(archs[i], medians[i], runs[i])
+    return rows
 
 
-def conditions(device: str, batch: int, threads: int | None, warmup: int, repeats: int) -> dict:
+def measure_arch(arch: Arch, device: str = "cpu", *, batch: int = 1, warmup: int = 10,
+                 repeats: int = 50, network: str = "deployable", threads: int | None = None) -> dict:
+    """One cell timed alone (``repeats`` runs after ``warmup``): the live validation's check."""
+    dev = _device(device)
+    with pinned_threads(threads):
+        model = CellNetwork(arch, form=network).eval().to(dev)
+        x = torch.randn(batch, *INPUT_SHAPE, device=dev)
+        t = time_module(model, x, warmup=warmup, repeats=repeats)
+    return _row(arch, [statistics.median(t)], t)
+
+
+def conditions(device: str, protocol: TimingProtocol) -> dict:
+    """The sidecar of a measured table: machine, software and the timing protocol."""
     if device == "cuda":
         model = torch.cuda.get_device_name(0)
     else:
         model = _cpu_model()
     return {"device": device, "device_model": model, "torch": torch.__version__,
-            "threads": torch.get_num_threads() if threads is None else threads, "batch": batch,
-            "input_size": list(INPUT_SHAPE), "warmup": warmup, "repeats": repeats,
+            "threads": protocol.threads, "batch": protocol.batch,
+            "input_size": list(INPUT_SHAPE), "warmup": protocol.warmup,
+            "repeats": protocol.repeats, "network": protocol.network,
+            "protocol": asdict(protocol),
             "python": platform.python_version(), "platform": platform.platform(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "statistic": "latency_ms is the median over repeats"}
+            "statistic": ("latency_ms is the median of per-round medians (rounds interleaved "
+                          "over blocks of cells, each in a shuffled order)")}
+
+
+def check_sidecar(side: Path, protocol: TimingProtocol, device: str) -> None:
+    """Refuse to add rows measured another way to an existing table."""
+    if not side.is_file():
+        return
+    try:
+        old = json.loads(side.read_text())
+        before = old.get("protocol") or _legacy_protocol(old)
+        before = {k: before.get(k) for k in protocol.key()}
+    except (OSError, ValueError, AttributeError) as e:
+        raise DataError(f"cannot read {side} ({e}); move it and its CSV away, or pick another "
+                        "--out") from None
+    now = protocol.key()
+    diff = [f"{k} {before[k]!r} -> {now[k]!r}" for k in now if before[k] != now[k]]
+    if old.get("device", device) != device:
+        diff.insert(0, f"device {old.get('device')!r} -> {device!r}")
+    if diff:
+        raise ConfigError(f"{side.with_suffix('.csv')} was measured with another protocol "
+                          f"({'; '.join(diff)}): resume with the same options, or pick "
+                          "another --out")
 
 
 def _cpu_model() -> str:
@@ -101,10 +222,27 @@ def check_out_csv(path: str | Path) -> Path:
         folder = folder.parent
     if not folder.is_dir():
         raise ConfigError(f"--out {path}: {folder} is a file, not a folder; choose another --out")
-    if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+    if not _can_create_in(folder) or (p.exists() and not os.access(p, os.W_OK)):
         raise ConfigError(f"--out {path}: cannot write there ({folder} is not writable); "
                           "choose another --out")
+    if p.is_file() and p.stat().st_size:  # resuming appends: only to a table of this kind
+        with open(p, newline="", errors="replace") as f:
+            head = next(csv.reader(f), [])
+        if head[:3] != FIELDS[:3]:
+            raise ConfigError(f"--out {path} exists and is not a measured table (its header is "
+                              f"not {','.join(FIELDS[:3])},...); choose another --out")
     return p
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``: tried, since os.access lies to root."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def already_measured(path: Path) -> set[str]:
@@ -117,16 +255,20 @@ def already_measured(path: Path) -> set[str]:
         raise DataError(f"cannot resume from {path}: {e}; move it away or pick another --out") from None
 
 
-def measure_to_csv(archs: Sequence[Arch], out: str | Path, device: str = "cpu", *, batch: int = 1,
-                   warmup: int = 10, repeats: int = 50, threads: int | None = None,
+def measure_to_csv(archs: Sequence[Arch], out: str | Path, device: str = "cpu", *,
+                   protocol: TimingProtocol | None = None,
                    on_cell: Callable[[int, int, dict | None], None] | None = None) -> int:
     """Measure ``archs`` into ``out`` (appending; cells already there are skipped).
 
-    Each row is flushed as soon as it is measured, so an interrupted run loses at most the
-    cell in progress. Returns the number of cells measured now.
+    Cells are timed in blocks of ``protocol.block`` (interleaved rounds need the block
+    together); each block's rows are flushed as soon as it is done, so an interrupted run
+    loses at most the block in progress. Returns the number of cells measured now.
     """
+    p = protocol or TimingProtocol()
     _device(device)  # no CUDA: one line, before any file is written
     out = check_out_csv(out)
+    side = out.with_suffix(".json")
+    check_sidecar(side, p, device)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -134,24 +276,24 @@ def measure_to_csv(archs: Sequence[Arch], out: str | Path, device: str = "cpu", 
                           "choose another --out") from None
     done = already_measured(out)
     todo = [a for a in archs if str(a) not in done]
-    if threads:
-        torch.set_num_threads(int(threads))
-    side = out.with_suffix(".json")
     if not side.exists():
-        side.write_text(json.dumps(conditions(device, batch, threads, warmup, repeats), indent=2))
+        side.write_text(json.dumps(conditions(device, p), indent=2))
     new_file = not out.exists() or out.stat().st_size == 0
     n = 0
     with open(out, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         if new_file:
             w.writeheader()
         if on_cell:
             on_cell(len(archs) - len(todo), len(archs), None)
-        for a in todo:
-            row = measure_arch(a, device, batch=batch, warmup=warmup, repeats=repeats)
-            w.writerow({k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in row.items()})
+        for b in range(0, len(todo), int(p.block)):
+            block = todo[b:b + int(p.block)]
+            rows = measure_block(block, device, p, block_index=len(done) + b)
+            for row in rows:
+                w.writerow({k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in row.items()})
             f.flush()
-            n += 1
-            if on_cell:
-                on_cell(len(archs) - len(todo) + n, len(archs), row)
+            for row in rows:
+                n += 1
+                if on_cell:
+                    on_cell(len(archs) - len(todo) + n, len(archs), row)
     return n
