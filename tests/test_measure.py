@@ -104,7 +104,7 @@ def test_a_table_without_a_recorded_protocol_resumes_only_as_the_old_protocol(tm
     from nasloop.errors import ConfigError
 
     out = tmp_path / "old.csv"
-    out.write_text("arch,latency_ms\n")
+    out.write_text("arch,latency_ms,median_ms,iqr_ms,min_ms,repeats\n")
     (tmp_path / "old.json").write_text(json.dumps({"device": "cpu", "threads": 1, "batch": 1,
                                                    "warmup": 10, "repeats": 50}))
     cell = [a for a in all_archs() if a.is_connected()][:1]
@@ -112,6 +112,8 @@ def test_a_table_without_a_recorded_protocol_resumes_only_as_the_old_protocol(tm
         measure_to_csv(cell, out, protocol=TimingProtocol(warmup=0, repeats=1))
     old = TimingProtocol(network="reference", rounds=1, warmup=10, repeats=50)
     assert measure_to_csv(cell, out, protocol=old) == 1
+    rows = list(csv.DictReader(open(out)))  # appended in the file's own columns
+    assert list(rows[0]) == ["arch", "latency_ms", "median_ms", "iqr_ms", "min_ms", "repeats"]
 
 
 def test_timing_restores_torch_threads(tmp_path):

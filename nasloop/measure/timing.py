@@ -59,6 +59,10 @@ def time_module(model: torch.nn.Module, x: torch.Tensor, *, warmup: int = 10,
     return times
 
 
+#: per-round statistics of the timed runs
+ROUND_STATISTICS = {"median": statistics.median, "p25": lambda t: np.percentile(t, 25), "min": min}
+
+
 @dataclass(frozen=True)
 class TimingProtocol:
     """How cells are timed. Recorded in every measured table's sidecar; a resume must match.
@@ -69,6 +73,8 @@ class TimingProtocol:
     ``repeats`` timed runs; a cell's latency is the median of its round medians (a burst
     spoils one round, not the answer). Cells whose round medians spread by more than
     ``remeasure_pct`` get ``rounds`` more. Threads are pinned (and restored afterwards).
+    ``statistic`` is what each round keeps of its runs: ``median``, ``p25`` (lower
+    quartile) or ``min``; a burst of interference lifts the upper runs first.
     ``rounds=1, repeats=50, warmup=10`` is the protocol of tables measured before it.
     """
 
@@ -80,6 +86,7 @@ class TimingProtocol:
     threads: int = 1
     remeasure_pct: float = 10.0
     block: int = 50
+    statistic: str = "median"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -89,18 +96,26 @@ class TimingProtocol:
                 raise ConfigError(f"timing: {name} must be >= 1, got {getattr(self, name)!r}")
         if int(self.warmup) < 0 or not float(self.remeasure_pct) > 0:
             raise ConfigError("timing: warmup must be >= 0 and remeasure_pct > 0")
+        if self.statistic not in ROUND_STATISTICS:
+            raise ConfigError(f"timing: statistic must be one of {', '.join(ROUND_STATISTICS)}, "
+                              f"got {self.statistic!r}")
+
+    def of_round(self, runs: list[float]) -> float:
+        """What one round keeps of its timed runs."""
+        return float(ROUND_STATISTICS[self.statistic](runs))
 
     def key(self) -> dict:
         """What must be equal for two runs to belong in one table."""
         return {"network": self.network, "batch": self.batch, "rounds": self.rounds,
-                "repeats": self.repeats, "warmup": self.warmup, "threads": self.threads}
+                "repeats": self.repeats, "warmup": self.warmup, "threads": self.threads,
+                "statistic": self.statistic}
 
 
 def _legacy_protocol(side: dict) -> dict:
     """The protocol of a sidecar written before protocols were recorded."""
     return {"network": "reference", "batch": side.get("batch", 1), "rounds": 1,
             "repeats": side.get("repeats"), "warmup": side.get("warmup"),
-            "threads": side.get("threads")}
+            "threads": side.get("threads"), "statistic": "median"}
 
 
 @contextmanager
@@ -140,7 +155,7 @@ def measure_block(archs: Sequence[Arch], device: str = "cpu",
             for _ in range(p.rounds):
                 for i in rng.permutation(which):
                     t = time_module(models[i], x, warmup=p.warmup, repeats=p.repeats)
-                    medians[i].append(statistics.median(t))
+                    medians[i].append(p.of_round(t))
                     runs[i].extend(t)
 
         rounds(list(range(len(archs))))
@@ -177,8 +192,9 @@ def conditions(device: str, protocol: TimingProtocol) -> dict:
             "protocol": asdict(protocol),
             "python": platform.python_version(), "platform": platform.platform(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "statistic": ("latency_ms is the median of per-round medians (rounds interleaved "
-                          "over blocks of cells, each in a shuffled order)")}
+            "statistic": (f"latency_ms is the median over rounds of each round's "
+                          f"{protocol.statistic} (rounds interleaved over blocks of cells, "
+                          "each in a shuffled order)")}
 
 
 def check_sidecar(side: Path, protocol: TimingProtocol, device: str) -> None:
@@ -279,9 +295,13 @@ def measure_to_csv(archs: Sequence[Arch], out: str | Path, device: str = "cpu", 
     if not side.exists():
         side.write_text(json.dumps(conditions(device, p), indent=2))
     new_file = not out.exists() or out.stat().st_size == 0
+    fields = FIELDS
+    if not new_file:  # resuming an older table: its own columns, so every row parses
+        with open(out, newline="") as f:
+            fields = next(csv.reader(f), FIELDS) or FIELDS
     n = 0
     with open(out, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new_file:
             w.writeheader()
         if on_cell:
