@@ -4,7 +4,7 @@ from .registry import (ENTRY_POINT_GROUP, create_predictor, get_predictor_class,
                        register_predictor)
 
 # importing the backend modules registers them
-from . import auto, gcn, layerwise, linear, xgb  # noqa: E402,F401
+from . import auto, gcn, layerwise, linear, transfer, xgb  # noqa: E402,F401
 
 __all__ = ["ENTRY_POINT_GROUP", "Predictor", "create_predictor", "get_predictor_class",
            "list_predictors", "load_predictor", "register_predictor"]

@@ -1,0 +1,77 @@
+"""``transfer``: few-shot latency prediction for a new device from a pretrained factor model.
+
+Pretrained on many latency tables (see :mod:`nasloop.transfer`), it needs only the few
+cells it is fitted on: their log latencies fix the device's embedding by Bayesian linear
+regression under the prior learned from the other devices. The model's columns include
+additive op costs with and without dead ops, so with more cells the device's own additive
+costs are learnt too. Nothing depends on the device's name.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..space import Arch, arch_index
+from .base import Predictor, load_json_state, save_json_state
+from .registry import register_predictor
+
+
+@register_predictor("transfer")
+class TransferPredictor(Predictor):
+    """Few-shot: a device embedding fitted on a few cells over pretrained cell factors."""
+
+    tags = {"stochastic": False, "iterative": False}
+
+    def __init__(self, *, pretrained: str | None = None, noise_scale: float = 3.0):
+        self.pretrained = pretrained
+        self.noise_scale = noise_scale
+
+    def _validate_params(self) -> None:
+        if not isinstance(self.noise_scale, (int, float)) or not self.noise_scale > 0:
+            raise ConfigError(f"noise_scale must be > 0, got {self.noise_scale!r}")
+
+    def _model(self):
+        from ..transfer.pretrain import default_pretrained, load_pretrained
+
+        return load_pretrained(self.pretrained) if self.pretrained else default_pretrained()
+
+    def _fit(self, x, y, val, progress) -> None:
+        from ..transfer.core import adapt
+
+        if val is not None:  # few-shot: every measured cell is evidence, none is held back
+            x, y = list(x) + list(val[0]), np.concatenate([y, val[1]])
+        pre = self._model()
+        m = pre.model
+        idx = np.fromiter((arch_index(a) for a in x), dtype=np.int64)
+        ly = np.log(y)
+        b, w = adapt(m, idx, ly, noise_scale=float(self.noise_scale))
+        self.factors_ = m.factors
+        self.offset_, self.weights_ = b, w
+        self.source_ = {"pretrained": str(pre.meta.get("path", "?")),
+                        "tables": [s["name"] for s in pre.meta.get("sources", [])]}
+
+    def _predict(self, x: list[Arch]) -> np.ndarray:
+        idx = np.fromiter((arch_index(a) for a in x), dtype=np.int64)
+        return np.exp(self.offset_ + self.factors_[idx] @ self.weights_)
+
+    def _save_state(self, folder: Path) -> None:
+        np.savez_compressed(folder / "factors.npz", factors=self.factors_.astype(np.float32))
+        save_json_state(folder, {"offset": self.offset_, "weights": self.weights_.tolist(),
+                                 "source": self.source_})
+
+    def _load_state(self, folder: Path) -> None:
+        s = load_json_state(folder)
+        try:
+            with np.load(folder / "factors.npz", allow_pickle=False) as z:
+                self.factors_ = np.asarray(z["factors"], dtype=np.float64)
+        except Exception as e:
+            raise DataError(f"{folder / 'factors.npz'} is missing or corrupt ({type(e).__name__}); "
+                            "refit the predictor") from None
+        self.offset_ = float(s["offset"])
+        self.weights_ = np.asarray(s["weights"], dtype=np.float64)
+        self.source_ = s.get("source", {})
+        if self.factors_.shape[1:] != self.weights_.shape:
+            raise DataError(f"{folder}: factors and weights disagree; refit the predictor")
+

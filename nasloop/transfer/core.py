@@ -1,0 +1,185 @@
+"""The few-shot latency model: per-cell factors shared by every device, one small
+embedding per device.
+
+``log L(cell, device) = b_device + F[cell] . w_device``. Pretraining completes the
+(cells x devices) matrix of log latencies of many tables (missing cells imputed by a
+low-rank fit) and keeps its top singular directions as cell factors ``F``; the devices'
+own weights give a Gaussian prior over ``w``. Adapting to a new device is Bayesian linear
+regression of its few measured log latencies on ``F`` under that prior, so 5 cells give
+the "typical device" and more cells pull it towards the target. Whether a device pays for
+dead ops, and how additive it is, is just one more direction in ``F``: nothing here
+knows a device's name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..space import NUM_CELLS, all_archs
+
+#: prior noise = this x the median residual variance of the pretraining devices: a new
+#: device is less well explained than the ones the factors were fitted on (chosen on
+#: leave-one-family-out: docs/results.md, "Few-shot: transfer")
+NOISE_SCALE = 3.0
+
+
+@dataclass
+class FactorModel:
+    """What pretraining keeps: cell factors, the prior over device weights, the noise."""
+
+    factors: np.ndarray      # (15625, r) float64: F
+    prior_mean: np.ndarray   # (r,): mean device weight
+    prior_cov: np.ndarray    # (r, r): covariance of device weights (shrunk)
+    noise_var: float         # residual variance of log latency on a pretraining device
+    offset_mean: float       # mean of b over pretraining devices
+    offset_var: float        # variance of b over pretraining devices
+
+    @property
+    def rank(self) -> int:
+        return int(self.factors.shape[1])
+
+
+@lru_cache(maxsize=1)
+def _rich_all() -> np.ndarray:
+    from ..predictors.features import rich
+
+    f = rich(list(all_archs()))
+    return (f - f.mean(0)) / np.maximum(f.std(0), 1e-9)
+
+
+def complete_log_matrix(logl: np.ndarray, rank: int, iters: int = 30) -> np.ndarray:
+    """Fill NaNs of a (cells x devices) log-latency matrix by iterated low-rank SVD.
+
+    Start: a ridge fit of each device on the cells' op features (so a cell no table
+    measured, e.g. a disconnected cell absent from every BRP-NAS table, still gets a value).
+    """
+    z = logl.copy()
+    miss = np.isnan(z)
+    if miss.any():
+        feats = np.concatenate([_rich_all(), np.ones((NUM_CELLS, 1))], axis=1)
+        for d in np.flatnonzero(miss.any(0)):
+            obs = ~miss[:, d]
+            a = feats[obs]
+            coef = np.linalg.solve(a.T @ a + 1e-1 * np.eye(a.shape[1]), a.T @ z[obs, d])
+            z[miss[:, d], d] = feats[miss[:, d]] @ coef
+        for _ in range(iters):
+            mu = z.mean(0)
+            u, s, vt = np.linalg.svd(z - mu, full_matrices=False)
+            low = (u[:, :rank] * s[:rank]) @ vt[:rank] + mu
+            z[miss] = low[miss]
+    return z
+
+
+def cell_features() -> np.ndarray:
+    """Additive op features of every cell: one-hot ops (a device that pays for dead ops)
+    and one-hot ops on live edges only (a device that skips them), centred."""
+    return _cell_features_cached().copy()
+
+
+@lru_cache(maxsize=1)
+def _cell_features_cached() -> np.ndarray:
+    from ..predictors.features import onehot
+
+    archs = list(all_archs())
+    oh = onehot(archs)
+    live = np.array([[1.0 if lv else 0.0 for lv in a.live_edges() for _ in range(5)] for a in archs])
+    g = np.concatenate([oh, (oh * live).reshape(len(archs), 6, 5)[:, :, 1:].reshape(len(archs), 24)],
+                       axis=1)
+    return g - g.mean(0)
+
+
+def pretrain_factors(logl: np.ndarray, rank: int = 8, shrink: float = 0.1,
+                     additive: bool = True, ridge: float = 1.0) -> FactorModel:
+    """Cell factors and a device prior from a (15625 x devices) matrix of log ms (NaN = missing).
+
+    The columns are standardised before the SVD so that each table weighs the same
+    whatever its spread. With ``additive`` the op features of :func:`cell_features` join
+    the SVD factors as further columns: a new device's own additive costs can then be
+    learnt once it has enough cells, under a prior taken from the pretraining devices.
+    Each pretraining device's weights are its ridge fit on all columns (in log-ms units);
+    their mean and (shrunk) covariance are the prior.
+    """
+    if logl.shape[0] != NUM_CELLS or logl.shape[1] < 2:
+        raise ValueError("pretraining needs a (15625 x devices) matrix with >= 2 devices")
+    z = complete_log_matrix(logl, rank)
+    mu, sd = z.mean(0), z.std(0)
+    zs = (z - mu) / sd
+    u, s, vt = np.linalg.svd(zs, full_matrices=False)
+    r = min(rank, len(s))
+    factors = u[:, :r] * s[:r] / np.sqrt(NUM_CELLS)       # unit-ish scale per column
+    if additive:
+        factors = np.concatenate([factors, cell_features()], axis=1)
+    obs = ~np.isnan(logl)
+    k = factors.shape[1]
+    weights = np.zeros((z.shape[1], k))
+    noise = []
+    for d in range(z.shape[1]):
+        f, t = factors[obs[:, d]], z[obs[:, d], d] - z[obs[:, d], d].mean()
+        reg = ridge * np.eye(k)
+        reg[:r, :r] = 0.0 if not additive else 1e-6 * np.eye(r)
+        weights[d] = np.linalg.solve(f.T @ f + reg + 1e-9 * np.eye(k), f.T @ t)
+        noise.append(float(np.mean((t - f @ weights[d]) ** 2)))
+    w_mean = weights.mean(0)
+    cov = np.atleast_2d(np.cov(weights.T, ddof=1)) if weights.shape[0] > 2 else np.eye(k)
+    diag = np.diag(np.diag(cov))
+    cov = (1 - shrink) * cov + shrink * diag + 1e-8 * np.eye(k)
+    return FactorModel(factors, w_mean, cov, max(float(np.median(noise)), 1e-6), float(mu.mean()),
+                       float(mu.var(ddof=1)) if len(mu) > 1 else 1.0)
+
+
+def adapt(model: FactorModel, idx: np.ndarray, log_y: np.ndarray, *,
+          noise_scale: float = NOISE_SCALE) -> tuple[float, np.ndarray]:
+    """Posterior mean of ``(b, w)`` given log latencies ``log_y`` of cells ``idx``.
+
+    The offset ``b`` gets a broad prior (scaled to 100x the spread of pretraining offsets),
+    so a device ten times slower than any seen costs nothing.
+    """
+    x = np.concatenate([np.ones((len(idx), 1)), model.factors[idx]], axis=1)
+    r = model.rank
+    prec = np.zeros((r + 1, r + 1))
+    prec[0, 0] = 1.0 / (100.0 * max(model.offset_var, 1.0))
+    prec[1:, 1:] = np.linalg.inv(model.prior_cov)
+    mean0 = np.concatenate([[model.offset_mean], model.prior_mean])
+    s2 = model.noise_var * noise_scale
+    a = prec + x.T @ x / s2
+    rhs = prec @ mean0 + x.T @ log_y / s2
+    theta = np.linalg.solve(a, rhs)
+    return float(theta[0]), theta[1:]
+
+
+def predict_log(model: FactorModel, b: float, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+    f = model.factors if idx is None else model.factors[idx]
+    return b + f @ w
+
+
+def select_cells(model: FactorModel, k: int, candidates: np.ndarray, *,
+                 noise_scale: float = NOISE_SCALE) -> np.ndarray:
+    """Greedy D-optimal design: the ``k`` candidate cells that most shrink the posterior.
+
+    Each step takes the cell whose prediction is most uncertain under the current
+    posterior (largest ``x' A^-1 x``), which maximises the gain in ``log det A``.
+    Deterministic: ties go to the lower cell index.
+    """
+    cand = np.asarray(candidates, dtype=np.int64)
+    k = min(int(k), len(cand))
+    x = np.concatenate([np.ones((len(cand), 1)), model.factors[cand]], axis=1)
+    r = model.rank
+    prec = np.zeros((r + 1, r + 1))
+    prec[0, 0] = 1.0 / (100.0 * max(model.offset_var, 1.0))
+    prec[1:, 1:] = np.linalg.inv(model.prior_cov)
+    s2 = model.noise_var * noise_scale
+    cov = np.linalg.inv(prec)
+    v = np.sum((x @ cov) * x, axis=1)  # prior predictive variance of each candidate
+    chosen: list[int] = []
+    for _ in range(k):
+        j = int(np.argmax(v))
+        chosen.append(j)
+        cx = cov @ x[j]
+        denom = s2 + x[j] @ cx
+        proj = x @ cx
+        v = v - proj ** 2 / denom  # rank-one update of every candidate's variance
+        cov = cov - np.outer(cx, cx) / denom
+        v[chosen] = -np.inf
+    return cand[np.array(chosen, dtype=np.int64)]

@@ -1,0 +1,106 @@
+"""The few-shot ``transfer`` predictor: pretraining, loading safely, cell choice, CLI."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nasloop.cli import main
+from nasloop.errors import DataError
+from nasloop.predictors import create_predictor, load_predictor
+from nasloop.transfer import informative_cells, load_pretrained, pretrain, save_pretrained
+from nasloop.transfer.pretrain import SHIPPED
+
+FEW = ["desktop_cpu", "desktop_gpu", "help_silver_4210r"]
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory, data_dir):
+    """A small model rebuilt from three public tables (what `nasloop pretrain` does)."""
+    pre = pretrain(data_dir, rank=2, tables=FEW, include_measured=False)
+    return save_pretrained(pre, tmp_path_factory.mktemp("pre") / "small.npz")
+
+
+def test_rebuild_small_model_names_sources_and_licences(small_model):
+    pre = load_pretrained(small_model)
+    assert pre.meta["rank"] == 2 and pre.model.factors.shape == (15625, 2 + 54)  # + op features
+    src = {s["name"]: s["licence"] for s in pre.meta["sources"]}
+    assert set(src) == set(FEW)
+    assert src["desktop_cpu"].startswith("Apache-2.0") and src["help_silver_4210r"].startswith("MIT")
+
+
+def test_shipped_model_is_present_small_and_documented():
+    assert SHIPPED.is_file(), "rebuild: nasloop pretrain --out nasloop/data/pretrained/transfer.npz"
+    assert SHIPPED.stat().st_size <= 5e6
+    meta = load_pretrained(SHIPPED).meta
+    assert len(meta["sources"]) >= 27 and meta["rebuild"].startswith("nasloop pretrain")
+    import tomllib
+    from pathlib import Path
+    pp = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "data/pretrained/*.npz" in pp["tool"]["setuptools"]["package-data"]["nasloop"]
+
+
+def test_few_shot_beats_from_scratch_on_20_cells(gpu_table):
+    """20 informative cells: far better ranking than linear on the same cells."""
+    from scipy.stats import spearmanr
+    from nasloop.transfer import split_informative
+
+    train, test = split_informative(gpu_table, 20)
+    assert len(train) == 20 and not set(train) & set(test)
+    y = gpu_table.lookup(test)
+    tr = create_predictor("transfer").fit(train, gpu_table.lookup(train)).predict(test)
+    lin = create_predictor("linear").fit(train, gpu_table.lookup(train)).predict(test)
+    assert spearmanr(y, tr).statistic > 0.9 > spearmanr(y, lin).statistic
+
+
+def test_informative_cells_are_deterministic_and_connected(small_model):
+    a = informative_cells(15, pretrained=small_model)
+    assert a == informative_cells(15, pretrained=small_model)
+    assert len(set(a)) == 15 and all(c.is_connected() for c in a)
+
+
+def test_corrupt_or_hostile_model_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(DataError, match="cannot load pretrained model .*bad.npz.*nasloop pretrain"):
+        load_pretrained(bad)
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, factors=np.array([object()], dtype=object))  # a pickled payload
+    with pytest.raises(DataError, match="evil.npz"):
+        load_pretrained(evil)
+    with pytest.raises(DataError, match="does not exist"):
+        create_predictor("transfer", pretrained=str(tmp_path / "none.npz")).fit(
+            ["(3,3,3,3,3,3)", "(2,2,2,2,2,2)"], [1.0, 2.0])
+
+
+def test_saved_predictor_round_trip_keeps_predictions(tmp_path, sample, small_model):
+    archs, y = sample
+    p = create_predictor("transfer", pretrained=str(small_model)).fit(archs[:30], y[:30])
+    p.save(tmp_path / "p")
+    q = load_predictor(tmp_path / "p")
+    np.testing.assert_array_equal(q.predict(archs), p.predict(archs))
+
+
+def test_cli_pretrain_fit_and_measure_cells_for(tmp_path, data_dir, monkeypatch):
+    out = tmp_path / "m.npz"
+    r = CliRunner().invoke(main, ["pretrain", "--exclude", "desktop_gpu,desktop_gpu_large",
+                                  "--rank", "3", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads(r.stdout)
+    names = {s["name"] for s in meta["sources"]}
+    assert "desktop_gpu" not in names and "desktop_cpu" in names and meta["rank"] == 3
+    r = CliRunner().invoke(main, ["pretrain", "--exclude", "desktop_gpux", "--out", str(out)])
+    assert r.exit_code == 1 and "desktop_gpux" in r.stderr
+    r = CliRunner().invoke(main, ["fit-predictor", "-d", "desktop_gpu", "-p", "transfer",
+                                  "--train", "20", "--set", f"pretrained={out}", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["split"]["kind"] == "informative" and res["metrics"]["spearman"] > 0.85
+    chosen = {str(a) for a in informative_cells(3, pretrained=out)}
+    csv = tmp_path / "few.csv"
+    r = CliRunner().invoke(main, ["measure", "--cells", "3", "--cells-for", "transfer",
+                                  "--pretrained", str(out), "--repeats", "1", "--rounds", "1",
+                                  "--warmup", "0", "--out", str(csv), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = [ln.split(",")[0] for ln in csv.read_text().splitlines()[1:]]
+    assert set(rows) == chosen
