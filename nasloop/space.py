@@ -195,7 +195,10 @@ def coerce_archs(archs: Iterable[ArchLike]) -> list[Arch]:
         try:
             out.append(Arch.coerce(a))
         except ArchError as e:
-            raise ArchError(f"arch #{n}: {e}") from None
+            msg = str(e)
+            if not isinstance(a, str) or a.strip() not in msg:  # name the input as given
+                msg = f"{a!r}: {msg}"
+            raise ArchError(f"arch #{n}: {msg}") from None
     return out
 
 

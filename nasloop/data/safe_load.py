@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,9 @@ def load_torch(path: str | Path, fix: str = "re-download the file") -> Any:
     if not path.is_file():
         raise DataError(f"cannot read {path}: no such file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on odd files: the error says enough
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise DataError(f"refused to load {path}: {torch_error_line(e)} (only plain tensors, "
                         f"lists and dicts are accepted; {fix})") from None

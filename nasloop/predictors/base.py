@@ -142,9 +142,13 @@ def load_predictor(path: str | Path) -> Predictor:
         warnings.warn(f"{folder} was saved by nasloop {meta.get('nasloop_version')}, this is "
                       f"{__version__}; predictions may differ. Refit to be sure.", stacklevel=2)
     cls = get_predictor_class(name)
-    obj = cls(**params)
     try:
+        obj = cls(**params)
         obj._load_state(folder)
+        obj.fitted_ = True
+        # a state that loads but cannot answer (wrong shapes, NaN weights) is corrupt too
+        if not np.all(np.isfinite(obj.predict([Arch((3,) * 6)]))):
+            raise ValueError("it predicts a non-finite latency")
     except NasloopError:
         raise
     except Exception as e:  # e.g. XGBoost's multi-line C++ error: keep its first line
@@ -152,9 +156,21 @@ def load_predictor(path: str | Path) -> Predictor:
         raise DataError(f"cannot load predictor state from {folder} ({type(e).__name__}: "
                         f"{first}); the folder is corrupt: refit it with "
                         "'nasloop fit-predictor --out FOLDER'") from None
-    obj.fitted_ = True
     obj.fit_info_ = meta.get("fit_info", {})
     return obj
+
+
+def _whole(v: object, lo: int) -> bool:
+    """``v`` is a whole number >= ``lo`` (a bool or a fraction is not)."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= lo
+
+
+def _num(v: object) -> float:
+    """``v`` as a float, NaN (which fails every comparison) when it is not a number."""
+    ok = isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    return float(v) if ok else math.nan
 
 
 def _check_training(archs: Sequence[ArchLike], latencies: Sequence[float],

@@ -30,7 +30,7 @@ from ..data.safe_load import load_torch
 from ..errors import ConfigError
 from ..graph import FEATURES, GLOBAL_NODE, encode_batch
 from ..space import NUM_CELLS, Arch, arch_index
-from .base import Predictor, load_json_state, save_json_state
+from .base import Predictor, _num, _whole, load_json_state, save_json_state
 from .linear import LinearPredictor
 from .registry import register_predictor
 
@@ -137,20 +137,28 @@ class GCNPredictor(Predictor):
 
     # ----- helpers ------------------------------------------------------------------
     def _validate_params(self) -> None:
-        checks = [
-            (self.adjacency in ADJACENCY_MODES, f"adjacency must be one of {', '.join(ADJACENCY_MODES)}"),
-            (self.features in ("onehot", "random"), "features must be 'onehot' or 'random'"),
-            (self.target in ("scaled", "log"), "target must be 'scaled' or 'log'"),
-            (self.base in (None, "linear"), "base must be null or 'linear'"),
-            (self.base is None or self.target == "log", "base='linear' needs target='log'"),
-            (int(self.hidden) >= 1 and int(self.layers) >= 1, "hidden and layers must be >= 1"),
-            (int(self.batch_size) >= 1, "batch_size must be >= 1"),
-            (int(self.epochs) >= 1 and int(self.ensemble) >= 1, "epochs and ensemble must be >= 1"),
-            (float(self.lr) > 0 and 0 <= float(self.dropout) < 1, "lr must be > 0, dropout in [0, 1)"),
+        whole = "a whole number >= 1"
+        checks = [  # (parameter, valid?, what it must be)
+            ("adjacency", self.adjacency in ADJACENCY_MODES, f"one of {', '.join(ADJACENCY_MODES)}"),
+            ("features", self.features in ("onehot", "random"), "'onehot' or 'random'"),
+            ("target", self.target in ("scaled", "log"), "'scaled' or 'log'"),
+            ("base", self.base in (None, "linear"), "null or 'linear'"),
+            ("base", self.base is None or self.target == "log", "null unless target is 'log'"),
+            ("hidden", _whole(self.hidden, 1), whole), ("layers", _whole(self.layers, 1), whole),
+            ("batch_size", _whole(self.batch_size, 1), whole),
+            ("epochs", _whole(self.epochs, 1), whole), ("ensemble", _whole(self.ensemble, 1), whole),
+            ("patience", _whole(self.patience, 0), "a whole number >= 0"),
+            ("lr_patience", _whole(self.lr_patience, 0), "a whole number >= 0"),
+            ("lr", _num(self.lr) > 0, "a number > 0"),
+            ("dropout", 0 <= _num(self.dropout) < 1, "a number in [0, 1)"),
+            ("weight_decay", _num(self.weight_decay) >= 0, "a number >= 0"),
+            ("lr_factor", 0 < _num(self.lr_factor) < 1, "a number in (0, 1)"),
+            ("seed", _whole(self.seed, 0), "a whole number >= 0"),
+            ("threads", self.threads is None or _whole(self.threads, 1), f"null or {whole}"),
         ]
-        for ok, msg in checks:
+        for key, ok, rule in checks:
             if not ok:
-                raise ConfigError(f"gcn: {msg}")
+                raise ConfigError(f"{self.name}: {key} must be {rule}, got {getattr(self, key)!r}")
 
     def _inputs(self, x: list[Arch]) -> tuple[torch.Tensor, torch.Tensor]:
         adj, feat = encode_batch(x, prune=bool(self.prune_dead))

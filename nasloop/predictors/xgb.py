@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..space import Arch
-from .base import Predictor
+from .base import Predictor, _num, _whole
 from .features import onehot, rich
 from .registry import register_predictor
 
@@ -31,8 +31,15 @@ class XGBoostPredictor(Predictor):
     def _validate_params(self) -> None:
         if self.features not in ("onehot", "rich"):
             raise ConfigError(f"features must be 'onehot' or 'rich', got {self.features!r}")
-        if int(self.n_estimators) < 1:
-            raise ConfigError("n_estimators must be >= 1")
+        checks = [("n_estimators", _whole(self.n_estimators, 1), "a whole number >= 1"),
+                  ("max_depth", _whole(self.max_depth, 0), "a whole number >= 0"),
+                  ("learning_rate", _num(self.learning_rate) > 0, "a number > 0"),
+                  ("subsample", 0 < _num(self.subsample) <= 1, "a number in (0, 1]"),
+                  ("seed", _whole(self.seed, 0) and self.seed < 2**32, "a whole number in [0, 2**32)"),
+                  ("n_jobs", _whole(self.n_jobs, 1), "a whole number >= 1")]
+        for key, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"xgboost: {key} must be {rule}, got {getattr(self, key)!r}")
 
     def _x(self, x: list[Arch]) -> np.ndarray:
         return onehot(x) if self.features == "onehot" else rich(x)
