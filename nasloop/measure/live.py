@@ -29,6 +29,16 @@ LIVE_PROTOCOL = TimingProtocol(rounds=3, repeats=5, warmup=1)
 #: cells measured for the oracle when --train is not given, and the fewest accepted: below
 #: ~30 cells a fitted predictor extrapolates wildly (linear on 20 cells predicted < 0 ms)
 LIVE_TRAIN, MIN_LIVE_TRAIN = 200, 30
+#: with a pretrained ``transfer`` model the live oracle needs only this many cells, the
+#: ones the model finds most informative (docs/results.md, "Few-shot: transfer")
+TRANSFER_TRAIN, MIN_TRANSFER_TRAIN = 30, 5
+
+
+def default_live_oracle() -> str:
+    """``transfer`` when a pretrained model ships with nasloop, else the default predictor."""
+    from ..transfer import SHIPPED
+
+    return "transfer" if SHIPPED.is_file() else DEFAULT_ORACLE
 
 
 class MeasureOracle(LatencyOracle):
@@ -57,7 +67,8 @@ def sample_cells(n: int, seed: int) -> list[Arch]:
     return [cells[i] for i in idx]
 
 
-def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int, trials: int,
+def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int | None,
+                trials: int,
                 sampler: str, mode: str, seed: int, top: int, storage: str | None,
                 study_name: str | None, params: dict, data_dir: str | None, objective: str,
                 out_dir: str | None = None, cache_dir: str | None = None,
@@ -66,15 +77,21 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
     from ..predictors import create_predictor
     from .zero_cost import synflow_scores
 
+    import time
+
+    started = time.perf_counter()
     _device(device)
-    if train < MIN_LIVE_TRAIN:
-        raise ConfigError(f"--train {train}: fitting a latency predictor needs at least "
-                          f"{MIN_LIVE_TRAIN} measured cells (default {LIVE_TRAIN})")
+    name = oracle or default_live_oracle()
+    few_shot = name == "transfer"
+    least, default = (MIN_TRANSFER_TRAIN, TRANSFER_TRAIN) if few_shot else (MIN_LIVE_TRAIN, LIVE_TRAIN)
+    train = default if train is None else int(train)
+    if train < least:
+        raise ConfigError(f"--train {train}: fitting {name} needs at least {least} measured "
+                          f"cells (default {default})")
     if oracle == "true":
         raise ConfigError("--oracle true needs a table of measured latencies; with --device "
                           f"{device} every cell would have to be timed. Use a predictor name "
                           "(default auto) or measure a table with `nasloop measure --all`")
-    name = oracle or DEFAULT_ORACLE
     device_name = f"this machine ({device})"
     acc = load_accuracy(data_dir) if data_dir or __import__("os").environ.get("NASLOOP_DATA") else None
     used = objective if acc is not None else "synflow"
@@ -87,7 +104,11 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
     machine = hashlib.sha1(f"{device}:{_cpu_model()}:{sorted(timing.key().items())}"
                            .encode()).hexdigest()[:10]
     csv_path = default_cache_dir(cache_dir) / f"live-{device}-{network}-{machine}.csv"
-    cells = sample_cells(train, seed)
+    if few_shot:  # the cells that tell the pretrained model most about this machine
+        from ..transfer import informative_cells
+        cells = informative_cells(train, pretrained=params.get("pretrained"))
+    else:
+        cells = sample_cells(train, seed)
     with progress() as bar:
         task = bar.add_task(f"measure {train} cells on {device}", total=train, info="")
         measure_to_csv(cells, csv_path, device, protocol=timing,
@@ -131,4 +152,6 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
                          storage=storage, study_name=study_name, top=top,
                          validator=MeasureOracle(device, network=network), device_name=device_name,
                          on_trial=lambda n, tot, info: bar.update(task, completed=n))
+    res.cells_measured = len(cells)
+    res.seconds = time.perf_counter() - started
     return res
