@@ -64,6 +64,21 @@ def main() -> None:
     """Hardware-aware neural architecture search over NAS-Bench-201."""
 
 
+def run() -> None:
+    """The ``nasloop`` script (and ``python -m nasloop``): :func:`main`, then a quick exit.
+
+    Freezing the objects a command made spares the interpreter's teardown from collecting
+    them: with torch loaded that takes over a second (more on a busy machine), and a Ctrl-C'd
+    search must give the prompt back at once. atexit handlers still run.
+    """
+    import gc
+
+    try:
+        main(prog_name="nasloop")
+    finally:
+        gc.freeze()
+
+
 @main.command()
 @data_dir_option
 @json_option
@@ -233,9 +248,12 @@ def check_out_folder(path: str | None, force: bool) -> None:
 @click.option("--out", "out_path", default=None, type=click.Path(),
               help="Folder to save the fitted predictor.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out folder.")
+@click.option("--random", "random_cells", is_flag=True,
+              help="With -p transfer: train on a seeded random split, not on the --train cells "
+                   "the pretrained model finds most informative (measure --cells-for transfer).")
 @json_option
 def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_kind, seed,
-                  model_seed, config, sets, out_path, force, as_json) -> None:
+                  model_seed, config, sets, out_path, force, random_cells, as_json) -> None:
     """Fit a predictor on a seeded split of a device's cells; report test metrics."""
     import time
 
@@ -250,15 +268,28 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
     params = predictor_params(predictor, config, sets)
     resolve_params(predictor, params)  # a bad name or value fails before the fit
     spec = SplitSpec(train, val, seed, split_kind)
-    _, _, test = split_cells(table, train, val, seed, split_kind)
+    few_shot = predictor == "transfer" and not random_cells
+    if few_shot:  # the cells `measure --cells-for transfer` would time; no validation cells
+        from .transfer import split_informative
+        chosen, test = split_informative(table, train, pretrained=params.get("pretrained"))
+    else:
+        _, _, test = split_cells(table, train, val, seed, split_kind)
     if not test:
         err.print(f"[yellow]warning:[/yellow] --train {train} + --val {val} uses every measured "
                   f"cell of {table.name}: no test cells are left, so no metrics; lower --train "
                   "to keep some", highlight=False, soft_wrap=True)
     t0 = time.perf_counter()
     with make_progress(transient=True) as bar:
-        pred, info = fit_on_split(predictor, table, spec, params=params, model_seed=model_seed,
-                                  progress=_EpochBar(bar, f"fit {predictor}"))
+        if few_shot:
+            from .predictors import create_predictor
+            pred = create_predictor(predictor, **params).fit(chosen, table.lookup(chosen))
+            info = {"device": table.name, "device_source": table.source,
+                    "split": {"train": train, "val": 0, "test": len(test), "seed": None,
+                              "kind": "informative", "model_seed": None}}
+        else:
+            pred, info = fit_on_split(predictor, table, spec, params=params,
+                                      model_seed=model_seed,
+                                      progress=_EpochBar(bar, f"fit {predictor}"))
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     pred.predict(list(all_archs()))
@@ -278,7 +309,8 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
         print_json(res)
         return
     out.print(_metrics_table(f"{predictor} on {table.name}: {len(test)} test cells "
-                             f"({split_kind} split, seed {seed})",
+                             + (f"(trained on the {train} most informative cells)" if few_shot
+                                else f"({split_kind} split, seed {seed})"),
                              [{"predictor": predictor, **m}]))
     if hasattr(pred, "choice_"):
         out.print(_choice_table(pred.choice_))
@@ -346,6 +378,9 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
 
     if bool(archs) == bool(all_cells):
         raise click.UsageError("give ARCH arguments or --all (exactly one of them)")
+    if not path.strip():
+        raise click.BadParameter("is empty: give the folder of a saved predictor",
+                                 param_hint="--predictor")
     if csv_path:
         from pathlib import Path
         parent = Path(csv_path).expanduser().resolve().parent
@@ -467,17 +502,18 @@ class BudgetType(click.ParamType):
 @click.option("--skip-bad-rows", is_flag=True, help="For a device CSV: use the good rows only.")
 @click.option("--budget", "-b", required=True, type=BudgetType(), help="Latency budget, e.g. 5ms.")
 @click.option("--oracle", default=None,
-              help="'true', a saved predictor folder, or a predictor name (default: auto).")
+              help="'true', a saved predictor folder, or a predictor name (default: auto; "
+                   "transfer with --device cpu|cuda).")
 @click.option("--train", default=None, type=click.IntRange(1),
               help="Measured cells a predictor oracle is fitted on [default: 900 from a table; "
-                   "200 measured now with --device cpu|cuda].")
+                   "with --device cpu|cuda: 30 for transfer, else 200, measured now].")
 @click.option("--config", default=None,
               help="Hyperparameter file for the oracle's predictor (a path or a name in configs/).")
 @click.option("--objective", default="cifar10", show_default=True,
               type=click.Choice(["cifar10", "cifar100", "imagenet16"]))
 @click.option("--trials", default=100, show_default=True, type=click.IntRange(1),
-              help="Accuracy evaluations: each trial is one new network the oracle calls "
-                   "feasible; a resumed study runs only the missing ones.")
+              help="Total trials of the study, each one accuracy evaluation of a new network "
+                   "the oracle calls feasible; a resumed study runs only the missing ones.")
 @click.option("--sampler", default=None,
               type=click.Choice(["guided", "evolution", "tpe", "nsga2", "random", "gp"]),
               help="How networks are proposed [default: guided; tpe with --mode pareto].")
@@ -504,15 +540,31 @@ class BudgetType(click.ParamType):
 @click.option("--no-cache", is_flag=True, help="Refit the oracle even if a cached one exists.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Folder for trials.csv, summary.json and search.png.")
+@click.option("--objective-fn", default=None, metavar="MODULE:FUNCTION",
+              help="Maximise your own function f(arch_string[, seed=]) -> float instead of the "
+                   "accuracy table (e.g. a short training run); also path/to/file.py:function.")
+@click.option("--workers", default=None, type=click.IntRange(1),
+              help="Start this many local worker processes on the study (needs a shared "
+                   "--storage: postgresql://... or journal:PATH) and print the study's result.")
+@click.option("--heartbeat", default=10, show_default=True, type=click.IntRange(1),
+              help="Seconds between heartbeats of a running trial on a shared storage; a "
+                   "trial silent 3x as long (its worker died) is failed and retried.")
+@click.option("--report", is_flag=True,
+              help="Print the result of the study in --storage as it stands; evaluate nothing.")
+@click.option("--as-worker", is_flag=True, hidden=True,
+              help="Internal: a worker started by --workers (prints nothing).")
 @json_option
 def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objective, trials,
            sampler, mode, seed, storage, study_name, top, confidence, sets, cache_dir, no_cache,
-           out_dir, as_json) -> None:
+           out_dir, objective_fn, workers, heartbeat, report, as_worker, as_json) -> None:
     """Find the most accurate network under a latency budget, validated on true latency.
 
     The objective is NAS-Bench-201's test accuracy after 200 epochs (--objective picks the
-    dataset). Prints the cost: accuracy evaluations, oracle answers, true-latency checks.
-    Exits 1 when no finalist truly meets the budget.
+    dataset), or your function (--objective-fn). Prints the cost: accuracy evaluations,
+    oracle answers, true-latency checks. Exits 1 when no finalist truly meets the budget.
+    Several processes (--workers, or commands started anywhere with the same --storage and
+    --study-name) share one study: --trials is the study's total, no network is evaluated
+    twice; their order is not reproducible from --seed.
     """
     from .console import progress as make_progress
     from .data import load_accuracy
@@ -522,6 +574,9 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
     from .search.report import result_table, write_outputs
     from .search.samplers import default_sampler
 
+    if device in ("cpu", "cuda") and oracle is None:
+        from .measure.live import default_live_oracle
+        oracle = default_live_oracle()  # transfer from ~30 cells when a model ships
     oracle = oracle or DEFAULT_ORACLE
     sampler = sampler or default_sampler(mode)
     make_sampler(sampler, seed, mode)  # --sampler guided --mode pareto fails at once
@@ -529,33 +584,55 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
     if oracle != "true" and not os.path.exists(oracle):
         params = predictor_params(oracle, config, sets)
     check_study(storage, study_name)  # a bad URL, or a name without storage, fails at once
+    from .search.workers import check_worker_options
+    check_worker_options(storage, workers, report, device)
+    user = None
+    if objective_fn:
+        from .search.objective import load_objective
+        if device in ("cpu", "cuda"):
+            raise click.UsageError("--objective-fn needs a device table for latency; with "
+                                   f"--device {device} leave it out")
+        user = load_objective(objective_fn, seed)  # a typo fails before anything is fitted
+        objective = user.label
     if device in ("cpu", "cuda"):
-        from .measure.live import LIVE_TRAIN, live_search
+        from .measure.live import live_search
         if confidence is not None:
             raise click.UsageError("--confidence needs a device table to calibrate on; with "
                                    f"--device {device} leave it out")
-        res = live_search(device, budget, oracle=oracle, train=train or LIVE_TRAIN,
+        res = live_search(device, budget, oracle=oracle, train=train,
                           trials=trials, sampler=sampler, mode=mode, seed=seed, top=top,
                           storage=storage, study_name=study_name, params=params,
                           data_dir=data_dir, objective=objective, out_dir=out_dir,
                           cache_dir=cache_dir)
     else:
         table = load_device_cli(device, data_dir, skip_bad_rows)
-        acc = load_accuracy(data_dir, required=True)
+        acc = user if user is not None else load_accuracy(data_dir, required=True)
         # an impossible budget or a resume with other settings fails before the oracle is fitted
         check_budget(table, budget)
         check_study(storage, study_name, study_settings(budget, table.name, oracle_label(oracle),
                                                         objective, mode, sampler))
-        with make_progress(transient=True) as bar:
+        with make_progress(transient=True, disable=as_worker) as bar:
             orc = get_oracle(oracle, table, train=train or 900, seed=seed, params=params,
                              cache_dir=cache_dir, use_cache=not no_cache,
                              progress=_EpochBar(bar, f"fit oracle {oracle}"))
             task = bar.add_task("search", total=trials, info="")
             cfg = SearchConfig(objective=objective, trials=trials, sampler=sampler, mode=mode,
                                seed=seed, top=top, confidence=confidence, storage=storage,
-                               study_name=study_name)
+                               study_name=study_name, heartbeat=heartbeat, report_only=report)
+            if workers:  # the oracle is fitted (cached) once, here; the workers load it
+                from .search.workers import start_workers
+                start_workers(workers, dict(
+                    device=device, data_dir=data_dir, skip_bad_rows=skip_bad_rows,
+                    budget=budget, oracle=oracle, train=train, config=config,
+                    objective=None if user else objective, objective_fn=objective_fn,
+                    trials=trials, sampler=sampler, mode=mode, seed=seed, storage=storage,
+                    study_name=study_name, top=top, confidence=confidence, sets=sets,
+                    cache_dir=cache_dir, heartbeat=heartbeat),
+                    on_progress=lambda n: bar.update(task, completed=n))
             res = run_search(table, budget, orc, acc, cfg,
                              on_trial=lambda n, tot, info: bar.update(task, completed=n))
+    if as_worker:  # the process that started it prints the study's result
+        sys.exit(130 if res.interrupted else 0)
     if out_dir:
         write_outputs(res, out_dir)
     if as_json:
@@ -564,6 +641,9 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
         out.print(result_table(res))
         if res.message:
             err.print(f"[yellow]{res.message}[/yellow]")
+        if res.cells_measured is not None:
+            err.print(f"timed {res.cells_measured} cells here to fit the oracle; the whole job "
+                      f"took {res.seconds:.0f} s")
         if out_dir:
             err.print(f"wrote trials.csv, summary.json and search.png to {out_dir}")
     if res.interrupted:
@@ -584,6 +664,11 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
                    "the machine does not line up with the cell structure.")
 @click.option("--cells-from", type=click.Path(exists=True, dir_okay=False),
               help="A file of arch strings (one a line, or a CSV with an 'arch' column).")
+@click.option("--cells-for", type=click.Choice(["transfer"]), default=None,
+              help="With --cells K: the K cells the pretrained transfer model finds most "
+                   "informative, instead of random ones (then fit-predictor -p transfer).")
+@click.option("--pretrained", default=None, type=click.Path(dir_okay=False),
+              help="With --cells-for transfer: a model from 'nasloop pretrain' [default: shipped].")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1),
               help="Images per forward pass.")
 @click.option("--network", default="deployable", show_default=True,
@@ -600,6 +685,10 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
               help="Timed forward passes per cell per round.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="torch CPU threads, pinned while timing (restored after).")
+@click.option("--statistic", default="median", show_default=True,
+              type=click.Choice(["median", "p25", "min"]),
+              help="What each round keeps of its timed runs; the latency is the median over "
+                   "rounds of it.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seed of the --cells sample and of the --all order.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
@@ -608,8 +697,9 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
               help="Measure the cells a second time in a separate run (into OUT.run2.csv) "
                    "and report the run-to-run difference: the noise floor.")
 @json_option
-def measure(device, n_cells, all_cells, cells_from, batch, network, rounds, warmup, repeats,
-            threads, seed, out_path, repeat_check, as_json) -> None:
+def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch, network,
+            rounds, warmup, repeats,
+            threads, statistic, seed, out_path, repeat_check, as_json) -> None:
     """Time cells' networks on this machine; the CSV it writes is a device.
 
     The protocol (network form, rounds, runs, threads) is recorded in the CSV's .json
@@ -626,15 +716,24 @@ def measure(device, n_cells, all_cells, cells_from, batch, network, rounds, warm
 
     if sum(bool(x) for x in (n_cells, all_cells, cells_from)) != 1:
         raise click.UsageError("choose exactly one of --cells N, --all, --cells-from FILE")
+    if cells_for and not n_cells:
+        raise click.UsageError("--cells-for transfer needs --cells K (how many cells to time)")
     _device(device)  # no CUDA, or an unwritable --out: one line before any timing
     check_out_csv(out_path)
     protocol = TimingProtocol(network=network, batch=batch, rounds=rounds, repeats=repeats,
-                              warmup=warmup, threads=threads, seed=seed)
+                              warmup=warmup, threads=threads, statistic=statistic, seed=seed)
     if all_cells:
         every = list(all_archs())
         cells = [every[i] for i in np.random.default_rng(seed).permutation(len(every))]
+    elif n_cells and cells_for:
+        from .transfer import informative_cells
+        cells = informative_cells(n_cells, pretrained=pretrained)
     elif n_cells:
         cells = sample_cells(n_cells, seed)
+        if len(cells) < n_cells:
+            raise click.BadParameter(f"{n_cells} is more than the {len(cells)} connected cells of "
+                                     "the space; use --all to measure them all",
+                                     param_hint="--cells")
     else:
         import csv as _csv
         try:
@@ -699,3 +798,36 @@ def measure(device, n_cells, all_cells, cells_from, batch, network, rounds, warm
             t.add_row(*(fmt(noise[k], 2) for k in ("median_pct", "p90_pct", "max_pct")),
                       *(fmt(noise[k], 1) for k in ("within_1", "within_5", "within_10")))
             out.print(t)
+
+
+# ---------------------------------------------------------------- few-shot transfer ---
+@main.command()
+@data_dir_option
+@click.option("--exclude", default="", help="Comma-separated table names to leave out.")
+@click.option("--rank", default=None, type=click.IntRange(1, 26),
+              help="Cell factors kept from the SVD [default: the transfer model's].")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The .npz to write (loadable without executing code).")
+@json_option
+def pretrain(data_dir, exclude, rank, out_path, as_json) -> None:
+    """Pretrain the few-shot 'transfer' predictor on every latency table (minus --exclude)."""
+    from .transfer.pretrain import DEFAULT_RANK, pretrain as run_pretrain, save_pretrained
+
+    if not out_path.endswith(".npz"):
+        raise click.BadParameter(f"{out_path}: give a path ending in .npz", param_hint="--out")
+    pre = run_pretrain(data_dir, exclude=exclude.split(","), rank=rank or DEFAULT_RANK,
+                       log=lambda m: err.print(m, highlight=False))
+    path = save_pretrained(pre, out_path)
+    res = {**pre.meta, "out": str(path), "bytes": path.stat().st_size}
+    if as_json:
+        print_json(res)
+        return
+    t = Table(title=f"transfer model pretrained on {len(pre.meta['sources'])} tables "
+                    f"(rank {pre.meta['rank']})")
+    for c in ("table", "file", "cells", "licence"):
+        t.add_column(c, justify="right" if c == "cells" else "left")
+    for src in pre.meta["sources"]:
+        t.add_row(src["name"], src["file"], str(src["cells"]), src["licence"])
+    out.print(t)
+    out.print(f"wrote {path} ({res['bytes'] / 1e6:.2f} MB); use it with "
+              f"--set pretrained={path}")

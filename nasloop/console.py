@@ -33,11 +33,11 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def progress(transient: bool = False) -> Progress:
-    """A progress bar with count, elapsed time and ETA, drawn on stderr."""
+def progress(transient: bool = False, disable: bool = False) -> Progress:
+    """A progress bar with count, elapsed time and ETA, drawn on stderr (none if ``disable``)."""
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, transient=transient)
+                    console=err, transient=transient, disable=disable)
 
 
 def fmt(v: float | None, nd: int = 3) -> str:

@@ -1,12 +1,18 @@
+import json
 import math
 
 import numpy as np
+import optuna
 import pytest
+from click.testing import CliRunner
 
+from nasloop.cli import main
 from nasloop.data import load_accuracy, load_device
 from nasloop.errors import ConfigError
-from nasloop.search import TableOracle, get_oracle, run_search
+from nasloop.search import (Calibration, FeasibleSpace, GuidedSampler, SearchConfig, TableOracle,
+                            conformal_margin, get_oracle, run_search)
 from nasloop.search.oracles import PredictorOracle
+from nasloop.space import NUM_CELLS, Arch, arch_index
 from nasloop.units import BudgetError, parse_budget
 
 
@@ -27,11 +33,11 @@ def cpu(data_dir):
     return load_device("desktop_cpu", data_dir), load_accuracy(data_dir)
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp"])
+@pytest.mark.parametrize("sampler", ["guided", "evolution", "tpe", "nsga2", "random", "gp"])
 def test_true_oracle_search_meets_budget_with_small_regret(cpu, sampler):
     table, acc = cpu
     budget = float(np.nanmedian(table.latency_ms))
-    r = run_search(table, budget, TableOracle(table), acc, trials=60 if sampler == "gp" else 200,
+    r = run_search(table, budget, TableOracle(table), acc, trials=15 if sampler == "gp" else 100,
                    sampler=sampler, seed=1)
     assert r.best is not None and r.best.true_latency_ms <= budget
     assert r.false_positives == 0 and r.regret is not None and 0 <= r.regret < 3
@@ -113,3 +119,151 @@ def test_oracle_answers_each_arch_itself_and_caches_on_disk(cpu, tmp_path):
     np.testing.assert_array_equal(o2.latency([a]), o.latency([a]))
     with pytest.raises(ConfigError, match="unknown oracle"):
         get_oracle("gnc", table)
+
+
+class Optimist(TableOracle):
+    """Says every cell takes 0.1 ms: everything is feasible to it."""
+
+    def __init__(self, table):
+        super().__init__(table)
+        self.name = "optimist"
+
+    def _compute(self, archs):
+        return np.full(len(archs), 0.1)
+
+
+@pytest.mark.parametrize("sampler", ["guided", "evolution", "tpe", "nsga2", "random"])
+def test_no_evaluation_is_spent_in_vain(cpu, sampler):
+    """Each trial is a new network the oracle calls feasible, and the counts say so."""
+    table, acc = cpu
+    budget = 4.0
+    r = run_search(table, budget, TableOracle(table), acc, SearchConfig(trials=60, sampler=sampler,
+                                                                        seed=2))
+    keys = [Arch.parse(h["arch"]).canonical_key() for h in r.history]
+    lats = [h["predicted_latency_ms"] for h in r.history]
+    assert r.trials == r.accuracy_evaluations == len(r.history) == 60
+    assert len(set(keys)) == 60  # no isomorph of an evaluated network
+    assert all(x is not None and x <= budget for x in lats)  # nothing the oracle rejects
+    assert r.oracle_calls == NUM_CELLS and 1 <= r.true_checks <= 5
+    d = r.to_dict()
+    assert {"accuracy_evaluations", "oracle_calls", "true_checks"} <= set(d)
+    assert d["objective_description"] == "CIFAR-10 test accuracy after 200 epochs (NAS-Bench-201)"
+
+
+def test_any_optuna_sampler_object_is_wrapped(cpu):
+    table, acc = cpu
+    r = run_search(table, 4.0, TableOracle(table), acc,
+                   SearchConfig(trials=40, sampler=optuna.samplers.RandomSampler(seed=0)))
+    assert r.sampler == "RandomSampler" and r.accuracy_evaluations == 40
+    assert len({Arch.parse(h["arch"]).canonical_key() for h in r.history}) == 40
+    with pytest.raises(ConfigError, match="unknown sampler 'bananas'"):
+        run_search(table, 4.0, TableOracle(table), acc, trials=5, sampler="bananas")
+    with pytest.raises(ConfigError, match="pareto"):
+        run_search(table, 4.0, TableOracle(table), acc, trials=5, sampler="guided", mode="pareto")
+
+
+@pytest.mark.parametrize("sampler", ["guided", "evolution"])
+def test_same_seed_same_result_for_model_samplers(cpu, sampler):
+    table, acc = cpu
+    cfg = SearchConfig(trials=40, sampler=sampler, seed=7)
+    a = run_search(table, 4.0, TableOracle(table), acc, cfg)
+    b = run_search(table, 4.0, TableOracle(table), acc, cfg)
+    c = run_search(table, 4.0, TableOracle(table), acc, SearchConfig(trials=40, sampler=sampler,
+                                                                     seed=8))
+    assert a.to_dict(with_history=True) == b.to_dict(with_history=True)
+    assert [h["arch"] for h in a.history] != [h["arch"] for h in c.history]
+
+
+def test_guided_beats_random_on_the_same_evaluations(cpu):
+    """The model must help: over 3 seeds the guided sampler's regret is lower than random's."""
+    table, acc = cpu
+    g = [run_search(table, 4.0, TableOracle(table), acc, trials=50, sampler="guided",
+                    seed=s).regret for s in range(3)]
+    r = [run_search(table, 4.0, TableOracle(table), acc, trials=50, sampler="random",
+                    seed=s).regret for s in range(3)]
+    assert np.mean(g) < np.mean(r)
+
+
+def test_validation_is_bounded_by_top_and_a_failure_is_counted(cpu):
+    table, acc = cpu
+    # everything looks feasible to the optimist; the accurate cells are truly slow
+    r = run_search(table, 2.0, Optimist(table), acc, trials=30, seed=0, sampler="guided", top=2)
+    assert r.true_checks <= 2 and len(r.finalists) == r.true_checks
+    if r.best is None:
+        assert r.failed and r.false_positives == r.true_checks
+        opt = r.optimum
+        assert r.regret == pytest.approx(opt["accuracy"] - opt["worst_accuracy"])
+        assert "nothing to ship" in r.message
+    else:
+        assert r.best.true_latency_ms <= 2.0 and not r.failed
+
+
+def test_failed_search_exits_1_on_the_cli(tmp_path):
+    from nasloop.predictors import create_predictor
+
+    table = load_device("desktop_cpu")
+    cells = table.cells()[:200]
+    pred = create_predictor("linear").fit(cells, table.lookup(cells) * 0.2)  # far too optimistic
+    pred.save(tmp_path / "optimist")
+    r = CliRunner().invoke(main, ["search", "-d", "desktop_cpu", "--budget", "2ms", "--oracle",
+                                  str(tmp_path / "optimist"), "--trials", "20", "--top", "1",
+                                  "--json"])
+    res = json.loads(r.stdout)
+    assert res["true_checks"] == 1 and res["accuracy_evaluations"] == 20
+    assert res["oracle_calls"] == NUM_CELLS and res["sampler"] == "guided"
+    assert r.exit_code == (1 if res["failed"] else 0)
+    assert res["failed"] == (res["best"] is None)
+
+
+def test_trials_are_capped_by_the_feasible_networks(cpu):
+    table, acc = cpu
+    lat = table.latency_ms
+    budget = float(np.sort(lat[~np.isnan(lat)])[40])  # a handful of networks qualify
+    r = run_search(table, budget, TableOracle(table), acc, trials=500, sampler="guided")
+    assert r.trials == r.accuracy_evaluations == r.feasible_networks < 41
+
+
+def test_feasible_space_picks_the_fastest_member_once_per_network():
+    lat = np.full(NUM_CELLS, 10.0)
+    a, b = Arch.from_tuple((3, 2, 2, 1, 0, 0)), Arch.from_tuple((4, 3, 1, 1, 0, 0))  # isomorphic
+    assert a.canonical_key() == b.canonical_key()
+    lat[arch_index(a)], lat[arch_index(b)] = 6.0, 4.0
+    sp = FeasibleSpace(lat, 5.0)
+    assert sp.n_networks == 1 and sp.representative(a) == arch_index(b)
+    assert FeasibleSpace(lat, 5.0, margin=1.3).n_networks == 0  # 4.0 * 1.3 > 5
+
+
+def test_conformal_margin_covers_the_residual_quantile(cpu):
+    table, _ = cpu
+
+    class Low(TableOracle):  # predicts 80 % of the truth, with noise
+        exact = False
+
+        def _compute(self, archs):
+            rng = np.random.default_rng(len(archs))
+            return table.lookup(archs) * 0.8 * np.exp(rng.normal(0, 0.02, len(archs)))
+
+    o = Low(table)
+    cells = table.cells()[:199]
+    o.calibration = Calibration(tuple(cells), tuple(table.lookup(cells)))
+    m = conformal_margin(o, 0.95)
+    pred = o.latency(cells)
+    assert np.mean(table.lookup(cells) <= m * pred) >= 0.95
+    assert 1.2 < m < 1.4
+    with pytest.raises(ConfigError, match="calibration cells"):
+        o.calibration = Calibration(tuple(cells[:10]), tuple(table.lookup(cells[:10])))
+        conformal_margin(o, 0.95)
+    assert conformal_margin(TableOracle(table), 0.99) == 1.0
+
+
+def test_guided_sampler_model_ranks_accuracy(cpu):
+    """The guided sampler's model, fitted on 60 networks, ranks the others above chance."""
+    table, acc = cpu
+    rng = np.random.default_rng(0)
+    idx = rng.choice(NUM_CELLS, 260, replace=False)
+    from nasloop.space import arch_from_index
+    y = acc.accuracy["cifar10"]
+    train = [(arch_from_index(int(i)), float(y[i])) for i in idx[:60]]
+    mean, std = GuidedSampler(seed=0).predict(train, idx[60:])
+    rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+    assert np.corrcoef(rank(mean), rank(y[idx[60:]]))[0, 1] > 0.5 and (std > 0).all()

@@ -1,9 +1,16 @@
-"""Latency-constrained search: oracles and the Optuna study."""
-from .oracles import (DEFAULT_ORACLE, LatencyOracle, PredictorOracle, TableOracle, fit_on_device,
-                      get_oracle, split_cells)
+"""Latency-constrained search: oracles, the feasible set, samplers and the Optuna study."""
+from .feasible import FeasibleSpace
+from .oracles import (DEFAULT_ORACLE, Calibration, LatencyOracle, PredictorOracle, TableOracle,
+                      conformal_margin, fit_on_device, get_oracle, split_cells)
+from .samplers import (DEFAULT_SAMPLER, SAMPLERS, FeasibleSampler, GuidedSampler, NetworkSampler,
+                       RegularizedEvolutionSampler, make_sampler)
 from .storage import check_storage, check_study, study_settings
-from .study import MODES, OBJECTIVES, SAMPLERS, Candidate, SearchResult, check_budget, run_search
+from .study import (MODES, OBJECTIVES, Candidate, SearchConfig, SearchResult, check_budget,
+                    objective_label, run_search)
 
-__all__ = ["DEFAULT_ORACLE", "MODES", "OBJECTIVES", "SAMPLERS", "Candidate", "LatencyOracle",
-           "PredictorOracle", "SearchResult", "TableOracle", "fit_on_device", "get_oracle",
-           "run_search", "split_cells", "check_budget", "check_storage", "check_study", "study_settings"]
+__all__ = ["DEFAULT_ORACLE", "DEFAULT_SAMPLER", "MODES", "OBJECTIVES", "SAMPLERS", "Calibration",
+           "Candidate", "FeasibleSampler", "FeasibleSpace", "GuidedSampler", "LatencyOracle",
+           "NetworkSampler", "PredictorOracle", "RegularizedEvolutionSampler", "SearchConfig",
+           "SearchResult", "TableOracle", "check_budget", "check_storage", "check_study",
+           "conformal_margin", "fit_on_device", "get_oracle", "make_sampler", "objective_label",
+           "run_search", "split_cells", "study_settings"]

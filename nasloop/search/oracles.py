@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +37,33 @@ CACHE_ENV = "NASLOOP_CACHE"
 DEFAULT_ORACLE = "auto"
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Measured cells the oracle's predictor did not train on, with their true latency."""
+
+    cells: tuple[Arch, ...]
+    true_ms: tuple[float, ...]
+    source: str = "validation cells of the oracle's split"
+
+
 class LatencyOracle(ABC):
     """Answers the latency (ms) of cells; subclasses implement :meth:`_compute`."""
 
     name: str = "oracle"
     #: whether answers may be shared between isomorphic cells
     canonical_cache: bool = True
+    #: whether answers are the true latencies themselves (no margin is ever needed)
+    exact: bool = False
+    #: cells held out from the predictor's fit, for a conformal margin (``--confidence``)
+    calibration: Calibration | None = None
 
     def __init__(self) -> None:
         self._cache: dict[int, float] = {}  # by cell index (class representative)
         self.evaluations = 0  # distinct (canonical) cells computed
+
+    def latency_all(self) -> np.ndarray:
+        """The answer for every cell, in index order (a search asks for all of them at once)."""
+        return self._by_index(list(range(NUM_CELLS)))
 
     def latency(self, archs: Sequence[ArchLike]) -> np.ndarray:
         return self._by_index([arch_index(a) for a in coerce_archs(archs)])
@@ -74,6 +93,7 @@ class TableOracle(LatencyOracle):
     """The measured table itself; unmeasured cells answer NaN."""
 
     canonical_cache = False  # each cell has its own measurement
+    exact = True
 
     def __init__(self, table: LatencyTable):
         super().__init__()
@@ -110,6 +130,9 @@ class PredictorOracle(LatencyOracle):
         if not self.precompute:
             return super().latency(archs)
         return self.predict_all()[[arch_index(a) for a in coerce_archs(archs)]]
+
+    def latency_all(self) -> np.ndarray:
+        return self.predict_all() if self.precompute else super().latency_all()
 
     def predict_all(self) -> np.ndarray:
         """Predicted latency of every cell (index order), in one batch."""
@@ -172,10 +195,13 @@ def get_oracle(spec: str | None, table: LatencyTable, *, train: int = 900, val: 
         raise ConfigError(f"unknown oracle {spec!r}: use 'true', the folder of a saved predictor, "
                           f"or a predictor name ({names})")
     params = dict(params or {})
+    calibration = _validation_calibration(table, train, val, seed)
     folder = default_cache_dir(cache_dir) / f"{spec}-{table.name}-{_cache_key(table, spec, params, train, val, seed)}"
     if use_cache and (folder / "meta.json").is_file():
         try:
-            return PredictorOracle(load_predictor(folder), name=spec)
+            cached = PredictorOracle(load_predictor(folder), name=spec)
+            cached.calibration = calibration
+            return cached
         except DataError:
             pass  # a corrupt cache entry is refitted below
     pred, info = fit_on_device(spec, table, train=train, val=val, seed=seed, params=params,
@@ -184,4 +210,46 @@ def get_oracle(spec: str | None, table: LatencyTable, *, train: int = 900, val: 
         pred.save(folder, **info)
     except OSError:
         pass  # a read-only cache must not stop the search
-    return PredictorOracle(pred, name=spec)
+    fitted = PredictorOracle(pred, name=spec)
+    fitted.calibration = calibration
+    return fitted
+
+
+def _validation_calibration(table: LatencyTable, train: int, val: int, seed: int
+                            ) -> Calibration | None:
+    """The validation cells of the split a predictor oracle is fitted on (none: None)."""
+    if val < 1 or train + val > len(table.cells()):
+        return None
+    _, va, _ = split_cells(table, train, val, seed)
+    return Calibration(tuple(va), tuple(float(v) for v in table.lookup(va)))
+
+
+def conformal_margin(oracle: LatencyOracle, confidence: float) -> float:
+    """Split-conformal safety factor: ``true <= margin * predicted`` with ``confidence``.
+
+    The residuals are ``log(true / predicted)`` on the oracle's calibration cells; the
+    factor is ``exp`` of their ceil((n + 1) * confidence)-th smallest value, so that a new
+    cell exchangeable with them meets ``true <= margin * predicted`` with probability at
+    least ``confidence`` (Vovk et al.; Lei et al. 2018). An exact oracle needs none (1.0).
+    """
+    if not 0 < confidence < 1:
+        raise ConfigError(f"--confidence {confidence:g}: give a probability between 0 and 1, "
+                          "e.g. 0.95")
+    if oracle.exact:
+        return 1.0
+    cal = oracle.calibration
+    if cal is None or not cal.cells:
+        raise ConfigError(f"--confidence needs held-out cells to calibrate oracle {oracle.name!r} "
+                          "on: use a predictor name as --oracle (fitted here with --val cells "
+                          "held out), not a saved folder")
+    pred = np.asarray(oracle.latency(list(cal.cells)), dtype=np.float64)
+    true = np.asarray(cal.true_ms, dtype=np.float64)
+    ok = np.isfinite(pred) & np.isfinite(true) & (pred > 0) & (true > 0)
+    r = np.sort(np.log(true[ok] / pred[ok]))
+    n = len(r)
+    k = math.ceil((n + 1) * confidence)
+    if k > n:
+        need = math.ceil(confidence / (1 - confidence))
+        raise ConfigError(f"--confidence {confidence:g} needs at least {need} calibration cells, "
+                          f"the oracle has {n}; lower --confidence or fit it with more --val cells")
+    return float(np.exp(r[k - 1]))

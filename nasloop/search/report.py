@@ -13,15 +13,27 @@ from .study import SearchResult
 
 
 def _score_label(res: SearchResult) -> str:
-    """``accuracy`` for an accuracy table; the proxy's name (e.g. ``synflow``) otherwise."""
-    return "accuracy" if res.objective in DATASETS else res.objective
+    """``CIFAR-10 test acc (%)`` for an accuracy table; the proxy's name (``synflow``) otherwise."""
+    names = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16": "ImageNet16-120"}
+    return f"{names[res.objective]} test acc (%)" if res.objective in DATASETS else res.objective
+
+
+def cost_line(res: SearchResult) -> str:
+    """The three costs of a search, in words."""
+    return (f"cost: {res.accuracy_evaluations} accuracy evaluation(s), {res.oracle_calls:,} "
+            f"latency-oracle answers, {res.true_checks} true-latency check(s)")
 
 
 def result_table(res: SearchResult) -> Table:
     score = _score_label(res)
-    title = (f"{res.device}: budget {res.budget_ms:g} ms, oracle {res.oracle}, {res.sampler}, "
-             f"{res.trials} trials ({res.unique_cells} distinct cells), objective {res.objective}")
-    t = Table(title=title)
+    margin = (f", {res.confidence:g}-confidence margin x{res.margin:.3f}"
+              if res.confidence is not None else "")
+    title = (f"{res.device}: budget {res.budget_ms:g} ms, oracle {res.oracle}{margin}, "
+             f"sampler {res.sampler}, {res.feasible_networks:,} feasible networks")
+    caption = f"objective: {res.objective_description}\n{cost_line(res)}"
+    if res.failed:
+        caption += "\nFAILED: no finalist truly meets the budget"
+    t = Table(title=title, caption=caption)
     for c in ("", "arch", score, "predicted ms", "true ms", "verdict"):
         t.add_column(c, justify="right" if c in (score, "predicted ms", "true ms") else "left")
     for c in res.finalists:
@@ -32,9 +44,11 @@ def result_table(res: SearchResult) -> Table:
         t.add_row("★" if chosen else "", c.arch, fmt(c.accuracy, 2), fmt(c.predicted_latency_ms),
                   fmt(c.true_latency_ms), verdict)
     if res.optimum:
+        label = f"regret {res.regret:.2f}" if res.regret is not None else ""
+        if res.failed and res.regret is not None:
+            label += " (failed: scored as the worst feasible cell)"
         t.add_row("opt", res.optimum["arch"], fmt(res.optimum["accuracy"], 2), "",
-                  fmt(res.optimum["true_latency_ms"]),
-                  f"regret {res.regret:.2f}" if res.regret is not None else "")
+                  fmt(res.optimum["true_latency_ms"]), label)
     return t
 
 
@@ -60,7 +74,7 @@ def plot_search(res: SearchResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     if pts:
         xs, ys = zip(*pts)
-        ax.scatter(xs, ys, s=8, alpha=0.35, label="trials (oracle latency)")
+        ax.scatter(xs, ys, s=8, alpha=0.35, label="evaluated networks (oracle latency)")
     # feasible front: best accuracy so far as latency grows, among oracle-feasible trials
     feas = sorted(p for p in pts if p[0] <= res.budget_ms)
     front, best = [], -1.0
@@ -76,8 +90,7 @@ def plot_search(res: SearchResult, path: Path) -> None:
         ax.scatter([res.best.true_latency_ms], [res.best.accuracy], marker="*", s=220,
                    color="gold", edgecolor="k", zorder=5, label="chosen (true latency)")
     ax.set_xlabel("latency (ms)")
-    ax.set_ylabel(f"{res.objective} accuracy (%)" if res.objective in DATASETS
-                  else f"{res.objective} score")
+    ax.set_ylabel(_score_label(res))
     ax.set_title(f"{res.device}: {res.oracle} oracle, {res.sampler}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -3,7 +3,8 @@
 A study stored in a database can be resumed, so it records the settings that define it
 (budget, device, oracle, objective, mode, sampler) and a resume with other ones is refused
 instead of mixing two searches. SQLite serves one process: a search holds a lock on the
-file for its whole run. Everything here is checked before an oracle is fitted.
+file for its whole run. A server database or a journal file serves several worker
+processes (:mod:`nasloop.search.shared`, :mod:`nasloop.search.workers`). Everything here is checked before an oracle is fitted.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import optuna
 
 from ..errors import ConfigError
+from .shared import DEFAULT_HEARTBEAT_S, check_journal, is_shared, journal_path, shared_storage
 
 #: the study a ``--storage`` without ``--study-name`` resumes
 DEFAULT_STUDY_NAME = "nasloop"
@@ -45,7 +47,7 @@ def _settings_differ(key: str, old: object, new: object) -> bool:
 
 def sqlite_file(storage: str | None) -> Path | None:
     """The database file of a SQLite URL (None for other databases and in-memory SQLite)."""
-    if not storage:
+    if not storage or journal_path(storage) is not None:
         return None
     from sqlalchemy.engine import make_url
 
@@ -61,6 +63,11 @@ def sqlite_file(storage: str | None) -> Path | None:
 def check_storage(storage: str) -> None:
     """Refuse a ``--storage`` URL that cannot work, before any expensive step."""
     from sqlalchemy.engine import make_url
+
+    journal = journal_path(storage)
+    if journal is not None:  # Optuna's journal file: several processes, no server
+        check_journal(storage, journal)
+        return
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
@@ -97,9 +104,14 @@ def _storage_error(storage: str, e: BaseException) -> ConfigError:
                        "the URL, or use a new file such as sqlite:///study.db")
 
 
-def get_storage(storage: str) -> optuna.storages.BaseStorage:
+def get_storage(storage: str, heartbeat: int = DEFAULT_HEARTBEAT_S) -> optuna.storages.BaseStorage:
+    """The storage of a URL; a shared one (server, journal) beats a heartbeat per trial."""
     try:
+        if is_shared(storage):
+            return shared_storage(storage, heartbeat)
         return optuna.storages.get_storage(storage)
+    except ConfigError:
+        raise
     except (ImportError, ValueError, OSError) as e:
         raise _storage_error(storage, e) from None
     except Exception as e:  # sqlalchemy errors: a file that is not a database, a server down
@@ -195,11 +207,12 @@ def sqlite_lock(storage: str | None) -> Iterator[None]:
 
 
 def open_study(storage: str | None, study_name: str | None, settings: dict,
-                directions: list[str], sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+                directions: list[str], sampler: optuna.samplers.BaseSampler,
+                heartbeat: int = DEFAULT_HEARTBEAT_S) -> optuna.Study:
     """Create or resume a study; a resume with other settings is refused."""
     if not storage:
         return optuna.create_study(directions=directions, sampler=sampler)
-    st = get_storage(storage)
+    st = get_storage(storage, heartbeat)
     assert study_name is not None
     try:
         sid = st.get_study_id_from_name(study_name)

@@ -1,9 +1,14 @@
 """Latency-constrained architecture search with Optuna, validated on true latency.
 
-:func:`run_search` is the library API; ``nasloop search`` is a thin layer over it.
+:func:`run_search` is the library API; ``nasloop search`` is a thin layer over it. A search
+asks the latency oracle about every cell first (nearly free), then spends accuracy
+evaluations only on new feasible networks (:mod:`nasloop.search.samplers`), so a study's
+trials are its accuracy evaluations. At most ``top`` finalists, most accurate first, are
+checked against true latency; the first that meets the budget is the answer.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import threading
@@ -16,17 +21,80 @@ import optuna
 from ..data.accuracy import DATASETS, AccuracyTable
 from ..data.tables import LatencyTable
 from ..errors import ConfigError
-from ..space import NUM_EDGES, OPS, Arch
-from .oracles import LatencyOracle, TableOracle
+from ..space import NUM_CELLS, OPS, Arch, arch_index
+from .feasible import FeasibleSpace
+from .oracles import LatencyOracle, TableOracle, conformal_margin
+from .samplers import (DEFAULT_SAMPLER, PARAMS, SAMPLERS, NetworkSampler, default_sampler,
+                       make_sampler, params_arch, sampler_name)
 from .storage import check_study, fail_running, open_study, sqlite_file, sqlite_lock, study_settings
 
-SAMPLERS = ("tpe", "nsga2", "random", "gp")
+__all__ = ["DEFAULT_SAMPLER", "MODES", "OBJECTIVES", "SAMPLERS", "Candidate", "SearchConfig",
+           "SearchResult", "check_budget", "objective_label", "run_search"]
+
 MODES = ("constrained", "pareto")
 OBJECTIVES = tuple(DATASETS)
+#: what each objective is: results name it in full, not just "accuracy"
+OBJECTIVE_LABELS = {
+    "cifar10": "CIFAR-10 test accuracy after 200 epochs (NAS-Bench-201)",
+    "cifar100": "CIFAR-100 test accuracy after 200 epochs (NAS-Bench-201)",
+    "imagenet16": "ImageNet16-120 test accuracy after 200 epochs (NAS-Bench-201)",
+    "synflow": "synflow zero-cost proxy (log10 score, data-free; higher is better)",
+}
 #: accuracy given to a trial whose cell has no accuracy (never chosen)
 _NO_ACC = 0.0
 #: seeds the samplers accept (numpy's legacy seeding)
 MAX_SEED = 2**32 - 1
+
+
+def objective_label(objective: str) -> str:
+    """The objective in words, e.g. "CIFAR-10 test accuracy after 200 epochs (NAS-Bench-201)"."""
+    if objective.startswith("fn:"):  # --objective-fn: the user's function, named
+        return f"user objective {objective[3:]} (maximised)"
+    return OBJECTIVE_LABELS.get(objective, f"{objective} score")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a search runs: everything but the device, budget, oracle and objective table.
+
+    ``sampler`` is a name in :data:`SAMPLERS` or any Optuna sampler (None: the default for
+    ``mode``). ``trials`` counts accuracy evaluations. ``confidence`` (e.g. 0.95) makes the
+    oracle's feasibility use a split-conformal margin (:func:`~.oracles.conformal_margin`).
+    """
+
+    objective: str = "cifar10"
+    trials: int = 100
+    sampler: str | optuna.samplers.BaseSampler | None = None
+    mode: str = "constrained"
+    seed: int = 0
+    top: int = 5
+    confidence: float | None = None
+    storage: str | None = None
+    study_name: str | None = None
+    #: seconds between heartbeats of a running trial on a shared storage (dead workers)
+    heartbeat: int = 10
+    #: summarise the study as it stands, evaluating nothing (``nasloop search --report``)
+    report_only: bool = False
+
+    @property
+    def sampler_label(self) -> str:
+        return sampler_name(self.sampler if self.sampler is not None else default_sampler(self.mode))
+
+    def check(self, table_objective: bool) -> None:
+        """Refuse bad settings at once, with the option to fix."""
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if table_objective and self.objective not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.objective!r}: use one of "
+                              f"{', '.join(OBJECTIVES)}")
+        if self.trials < 1 or self.top < 1:
+            raise ConfigError("--trials and --top must be >= 1")
+        if not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"--seed {self.seed}: a search seed must be an integer from 0 to "
+                              f"{MAX_SEED}")
+        if self.confidence is not None and not 0 < self.confidence < 1:
+            raise ConfigError(f"--confidence {self.confidence:g}: give a probability between 0 "
+                              "and 1, e.g. 0.95")
 
 
 @dataclass
@@ -49,21 +117,40 @@ class SearchResult:
     sampler: str
     mode: str
     seed: int
+    #: complete trials: each is one accuracy evaluation
     trials: int
     unique_cells: int
     best: Candidate | None
     finalists: list[Candidate]
     optimum: dict | None
+    #: optimum minus the answer; for a failed search, optimum minus the worst feasible cell
     regret: float | None
     false_positives: int
+    #: true-latency checks spent on validation (at most ``top``)
     true_checks: int
     interrupted: bool = False
     #: finalists the validator has no true latency for (absent from the table)
     unverified: int = 0
     message: str = ""
     fastest: dict | None = None
+    #: the objective in words
+    objective_description: str = ""
+    #: distinct networks whose accuracy (objective) was asked
+    accuracy_evaluations: int = 0
+    #: cells whose latency the oracle answered
+    oracle_calls: int = 0
+    #: networks (isomorphism classes) the oracle calls within budget
+    feasible_networks: int = 0
+    #: factor applied to the oracle's answers before comparing with the budget
+    margin: float = 1.0
+    confidence: float | None = None
+    #: no finalist met the budget: nothing to ship
+    failed: bool = False
     pareto_front: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
+    #: live mode: cells timed on this machine to fit the oracle, and the whole job's time
+    cells_measured: int | None = None
+    seconds: float | None = None
 
     def to_dict(self, with_history: bool = False) -> dict:
         d = asdict(self)
@@ -72,33 +159,28 @@ class SearchResult:
         return d
 
 
-def make_sampler(name: str, seed: int, mode: str) -> optuna.samplers.BaseSampler:
-    """One sampler per name; constraints are read from ``trial.set_constraint`` records."""
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=20)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=30)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=20)
-    raise ConfigError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")
+def optimum_under_budget(table: LatencyTable, acc: np.ndarray, budget_ms: float,
+                         space: FeasibleSpace | None = None) -> dict | None:
+    """The best accuracy among all measured cells whose true latency meets the budget.
 
-
-def _arch_of(params: dict) -> Arch:
-    return Arch(tuple(OPS.index(params[f"edge{k}"]) for k in range(NUM_EDGES)))
-
-
-def optimum_under_budget(table: LatencyTable, acc: np.ndarray, budget_ms: float) -> dict | None:
-    """The best accuracy among all measured cells whose true latency meets the budget."""
+    Also ``worst_accuracy`` (the least accurate such cell: what a failed search is scored
+    as) and, given the search's feasible space, ``reachable_accuracy``: the best of its
+    representatives that truly meet the budget, the most a search evaluating one cell per
+    network can return (isomorphs differ in the table by training noise).
+    """
     lat = table.latency_ms
     ok = ~np.isnan(lat) & (lat <= budget_ms) & ~np.isnan(acc)
     if not ok.any():
         return None
     from ..space import arch_from_index
     i = int(np.flatnonzero(ok)[np.argmax(acc[ok])])
-    return {"arch": str(arch_from_index(i)), "accuracy": float(acc[i]),
-            "true_latency_ms": float(lat[i])}
+    out = {"arch": str(arch_from_index(i)), "accuracy": float(acc[i]),
+           "true_latency_ms": float(lat[i]), "worst_accuracy": float(np.min(acc[ok]))}
+    if space is not None:
+        reps = space.representatives
+        good = reps[ok[reps]]
+        out["reachable_accuracy"] = float(np.max(acc[good])) if len(good) else None
+    return out
 
 
 def fastest_cell(table: LatencyTable) -> dict:
@@ -158,37 +240,35 @@ class _GracefulSigint:
 
 
 def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOracle,
-               accuracy: AccuracyTable | Callable[[list[Arch]], np.ndarray], *,
-               objective: str = "cifar10", trials: int = 300, sampler: str = "tpe",
-               mode: str = "constrained", seed: int = 0, storage: str | None = None,
-               study_name: str | None = None, top: int = 5,
+               accuracy: AccuracyTable | Callable[[list[Arch]], np.ndarray],
+               config: SearchConfig | None = None, *,
                validator: LatencyOracle | None = None,
                on_trial: Callable[[int, int, dict], None] | None = None,
-               device_name: str | None = None) -> SearchResult:
-    """Search cells maximising accuracy under ``latency <= budget_ms`` as the oracle sees it.
+               device_name: str | None = None, **settings: object) -> SearchResult:
+    """Search the network maximising ``accuracy`` under ``latency <= budget_ms``.
 
-    The top ``top`` distinct cells the oracle calls feasible are then checked against true
-    latency (``validator``, by default the device table); the answer is the most accurate
-    one that truly meets the budget. ``accuracy`` is the accuracy table or any callable
-    (e.g. a zero-cost proxy) mapping cells to scores.
+    The oracle answers every cell once; the sampler (``config.sampler``: a name or any
+    Optuna sampler) then proposes only new feasible networks, so ``config.trials`` is the
+    number of accuracy evaluations. Finalists, most accurate first, are checked against
+    true latency (``validator``, by default the device table) until one meets the budget,
+    at most ``config.top`` of them; if none does, the result is ``failed``. ``accuracy``
+    is the accuracy table or any callable (e.g. a zero-cost proxy) mapping cells to
+    scores. Keyword ``settings`` override fields of ``config`` (``trials=50``).
     """
-    if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    if objective not in OBJECTIVES and isinstance(accuracy, AccuracyTable):
-        raise ConfigError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
-    if trials < 1 or top < 1:
-        raise ConfigError("--trials and --top must be >= 1")
-    if not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"--seed {seed}: a search seed must be an integer from 0 to {MAX_SEED}")
-    make_sampler(sampler, seed, mode)  # an unknown sampler fails before anything else
+    cfg = dataclasses.replace(config or SearchConfig(), **settings)
+    cfg.check(isinstance(accuracy, AccuracyTable))
+    mode, seed, objective = cfg.mode, int(cfg.seed), cfg.objective
+    sampler = make_sampler(cfg.sampler if cfg.sampler is not None else default_sampler(mode),
+                           seed, mode)  # an unknown sampler fails before anything else
     check_budget(table, budget_ms)
     if validator is None:
         if table is None:
             raise ConfigError("run_search needs a latency table or a validator oracle")
         validator = TableOracle(table)
+    margin = conformal_margin(oracle, cfg.confidence) if cfg.confidence is not None else 1.0
     device_label = device_name or (table.name if table is not None else "?")
-    settings = study_settings(budget_ms, device_label, oracle.name, objective, mode, sampler)
-    study_name = check_study(storage, study_name)
+    stored = study_settings(budget_ms, device_label, oracle.name, objective, mode, cfg.sampler_label)
+    study_name = check_study(cfg.storage, cfg.study_name)
     score = (lambda cells: accuracy.lookup(cells, objective)) if isinstance(accuracy, AccuracyTable) \
         else accuracy
     score_cache: dict[Arch, float] = {}
@@ -199,53 +279,75 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
             score_cache[a] = _NO_ACC if math.isnan(v) else v
         return score_cache[a]
 
+    latency_all = np.asarray(oracle.latency_all(), dtype=np.float64)
+    space = FeasibleSpace(latency_all, budget_ms, margin)
+    sampler.bind(space)
+
     # failed trials re-raise their error anyway; optuna's warning would repeat it with a traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     directions = ["maximize"] if mode == "constrained" else ["maximize", "minimize"]
-    with sqlite_lock(storage):
-        study = open_study(storage, study_name, settings, directions,
-                            make_sampler(sampler, seed, mode))
-        if sqlite_file(storage) is not None:
+    with sqlite_lock(cfg.storage):
+        study = open_study(cfg.storage, study_name, stored, directions, sampler, cfg.heartbeat)
+        if sqlite_file(cfg.storage) is not None:
             fail_running(study)  # we hold the lock: a RUNNING trial is a dead run's leftover
-        study, interrupted = _optimize(study, oracle, budget_ms, acc_of, mode, trials, on_trial)
+        from .workers import optimize_study  # several workers, user objectives
+        study, interrupted = optimize_study(
+            study, space, acc_of, mode, cfg.trials, on_trial, storage=cfg.storage,
+            user_objective=not getattr(accuracy, "exhaustive", True),
+            report_only=cfg.report_only, heartbeat=cfg.heartbeat)
+    # scores of complete trials come from the study: other workers' evaluations are not redone
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.values and len(t.params) == len(PARAMS):
+            score_cache.setdefault(params_arch(t.params), float(t.values[0]))
 
-    def scores_everywhere() -> np.ndarray:
+    def scores_everywhere() -> np.ndarray | None:
         # the accuracy table already is an index-ordered array; a proxy is scored only
         # when there is a table to find the optimum in
         if isinstance(accuracy, AccuracyTable):
             return accuracy.accuracy[objective]
+        if not getattr(accuracy, "exhaustive", True):
+            return None  # a user objective (a training run) is never asked about every cell
         return score_all(score)
 
-    res = _summarise(study, table, budget_ms, oracle, validator, acc_of, scores_everywhere,
-                     objective, sampler, mode, seed, top, interrupted)
-    if device_name:
-        res.device = device_name
+    res = _summarise(study, table, space, oracle, validator, acc_of, scores_everywhere, cfg,
+                     interrupted)
+    res.oracle_calls = len(latency_all)
+    res.device = device_label
     return res
 
 
-def _optimize(study: optuna.Study, oracle: LatencyOracle, budget_ms: float,
-              acc_of: Callable[[Arch], float], mode: str, trials: int,
-              on_trial: Callable[[int, int, dict], None] | None) -> tuple[optuna.Study, bool]:
-    """Run the study up to ``trials`` complete trials; Ctrl-C stops it cleanly.
+def _optimize(study: optuna.Study, space: FeasibleSpace, acc_of: Callable[[Arch], float],
+              mode: str, trials: int, on_trial: Callable[[int, int, dict], None] | None
+              ) -> tuple[optuna.Study, bool]:
+    """Run the study up to ``trials`` complete trials (accuracy evaluations); Ctrl-C stops it.
 
-    Returns the study and whether it was interrupted. However it stops, no trial this
-    process started is left RUNNING in the storage.
+    A trial whose cell is not a new feasible network (an enqueued trial, or every feasible
+    network already evaluated) is pruned before its accuracy is asked. Returns the study
+    and whether it was interrupted. However it stops, no trial this process started is
+    left RUNNING in the storage.
     """
+    complete = optuna.trial.TrialState.COMPLETE
+    evaluated = {space.class_id(params_arch(t.params))
+                 for t in study.get_trials(deepcopy=False, states=(complete,))
+                 if len(t.params) == len(PARAMS)}
+
     def objective_fn(trial: optuna.Trial):
-        a = Arch(tuple(OPS.index(trial.suggest_categorical(f"edge{k}", list(OPS)))
-                       for k in range(NUM_EDGES)))
-        lat = float(oracle.latency([a])[0])
-        if math.isnan(lat):
-            lat = math.inf
+        a = params_arch({k: trial.suggest_categorical(k, list(OPS)) for k in PARAMS})
+        lat = space.predicted(a)
         trial.set_user_attr("arch", str(a))
         trial.set_user_attr("latency_ms", lat if math.isfinite(lat) else None)
-        trial.set_constraint("latency", (lat - budget_ms) / budget_ms if math.isfinite(lat) else 1e6)
+        cls = space.class_id(a)
+        if not space.is_representative(a) or cls in evaluated:
+            raise optuna.TrialPruned()  # it would cost an accuracy evaluation in vain
+        evaluated.add(cls)
+        trial.set_constraint("latency", (lat - space.budget_ms) / space.budget_ms)
         acc = acc_of(a)
-        return acc if mode == "constrained" else (acc, lat if math.isfinite(lat) else 1e9)
+        return acc if mode == "constrained" else (acc, lat)
 
-    complete = optuna.trial.TrialState.COMPLETE
     done = len(study.get_trials(deepcopy=False, states=(complete,)))
-    remaining = max(trials - done, 0)
+    # never more evaluations than there are feasible networks
+    target = min(trials, done + max(space.n_networks - len(evaluated), 0))
+    remaining = max(target - done, 0)
     # RUNNING trials of other processes (a server database) are theirs, not ours to fail
     others = {t.number for t in study.get_trials(deepcopy=False,
                                                  states=(optuna.trial.TrialState.RUNNING,))}
@@ -256,7 +358,7 @@ def _optimize(study: optuna.Study, oracle: LatencyOracle, budget_ms: float,
             if on_trial is not None:
                 n = len(st.get_trials(deepcopy=False, states=(complete,)))
                 on_trial(n, trials, {"arch": t.user_attrs.get("arch")})
-            if sigint.requested:
+            if sigint.requested or len(evaluated) >= space.n_networks:
                 st.stop()
 
         try:
@@ -267,84 +369,98 @@ def _optimize(study: optuna.Study, oracle: LatencyOracle, budget_ms: float,
             interrupted = True  # finished trials are in the study (and its storage)
         finally:
             fail_running(study, keep=others)
-        if sigint.requested and len(study.get_trials(deepcopy=False, states=(complete,))) < trials:
+        if sigint.requested and len(study.get_trials(deepcopy=False, states=(complete,))) < target:
             interrupted = True
     return study, interrupted
 
 
-def _summarise(study, table, budget_ms, oracle, validator, acc_of, scores_everywhere, objective,
-               sampler, mode, seed, top, interrupted) -> SearchResult:
+def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleSpace,
+               oracle: LatencyOracle, validator: LatencyOracle, acc_of: Callable[[Arch], float],
+               scores_everywhere: Callable[[], np.ndarray | None], cfg: SearchConfig,
+               interrupted: bool) -> SearchResult:
+    budget_ms, top = space.budget_ms, cfg.top
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     history, seen = [], {}
     for t in complete:
-        a = _arch_of(t.params)
-        lat = t.user_attrs.get("latency_ms")
-        lat = math.inf if lat is None else float(lat)
+        a = params_arch(t.params)
+        lat = space.predicted(a)
         history.append({"number": t.number, "arch": str(a), "accuracy": acc_of(a),
                         "predicted_latency_ms": lat if math.isfinite(lat) else None})
-        seen.setdefault(a.canonical_key(), (a, lat))
-    # candidates the oracle calls feasible, most accurate first (ties: faster first)
-    cands = sorted(((acc_of(a), -lat, a, lat) for a, lat in seen.values() if lat <= budget_ms),
-                   key=lambda c: (c[0], c[1]), reverse=True)
+        seen.setdefault(a, lat)
+    # finalists: the evaluated networks, most accurate first (ties: faster, then index)
+    cands = sorted(((acc_of(a), lat, arch_index(a), a) for a, lat in seen.items()),
+                   key=lambda c: (-c[0], c[1], c[2]))
     finalists: list[Candidate] = []
     best = None
-    checked = 0
-    for acc, _, a, lat in cands:
-        if checked >= top and best is not None:
-            break
+    for acc, lat, _, a in cands[:top]:
         true = float(validator.latency([a])[0])
-        checked += 1
         known = not math.isnan(true)  # a cell absent from the table cannot be verified
         ok = known and true <= budget_ms
         c = Candidate(str(a), acc, lat, true if known else None, True,
                       ok if known else None, known and not ok)
         finalists.append(c)
-        if ok and best is None:
+        if ok:
             best = c
+            break
+    checked = len(finalists)
     optimum = None
-    if table is not None:
-        optimum = optimum_under_budget(table, np.asarray(scores_everywhere()), budget_ms)
-    regret = (optimum["accuracy"] - best.accuracy) if (optimum and best) else None
+    everywhere = scores_everywhere() if table is not None else None
+    if everywhere is not None:
+        optimum = optimum_under_budget(table, np.asarray(everywhere), budget_ms, space)
+    failed = best is None
+    regret = None
+    if optimum and best:
+        regret = optimum["accuracy"] - best.accuracy
+    elif optimum:  # nothing to ship: scored as the least accurate feasible network
+        regret = optimum["accuracy"] - optimum["worst_accuracy"]
     fp = sum(c.false_positive for c in finalists)
     unverified = sum(c.true_latency_ms is None for c in finalists)
+    margin_note = (f" with the {cfg.confidence:g}-confidence margin (x{space.margin:.3f})"
+                   if cfg.confidence is not None else "")
     msg = ""
     fastest = None
     if best is None:
         fastest = fastest_cell(table) if table is not None and len(table) else None
-        if optimum is None and table is not None:
+        if optimum is None and everywhere is not None:
             msg = (f"no cell can meet the budget of {budget_ms:g} ms on this device; the fastest "
                    f"cell is {fastest['arch']} at {fastest['true_latency_ms']:.3f} ms" if fastest
                    else f"no cell meets the budget of {budget_ms:g} ms")
+        elif not space.n_networks:
+            msg = (f"the oracle calls no cell under {budget_ms:g} ms{margin_note}; give a larger "
+                   "budget" + (" or a lower --confidence" if cfg.confidence is not None else ""))
         elif not cands:
-            msg = (f"the search found no cell the oracle calls under {budget_ms:g} ms; "
-                   "try more trials or another sampler")
+            msg = "the search evaluated no network (interrupted?); run it again to resume"
         elif unverified == checked:
             where = table.name if table is not None else "the device"
-            msg = (f"none of the {checked} candidates the oracle called feasible could be "
-                   f"verified: they are absent from the table of {where}; measure them, or "
-                   "search with --oracle true to consider measured cells only")
+            msg = (f"none of the {checked} finalists could be verified: they are absent from "
+                   f"the table of {where}; measure them, or search with --oracle true to "
+                   "consider measured cells only")
         elif unverified:
-            msg = (f"none of the {checked} candidates the oracle called feasible truly meets "
-                   f"{budget_ms:g} ms ({fp} false positive(s), {unverified} not verified: absent "
-                   "from the table); try a better oracle, or --oracle true to search measured "
+            msg = (f"none of the {checked} finalists truly meets {budget_ms:g} ms ({fp} false "
+                   f"positive(s), {unverified} not verified: absent from the table); try a "
+                   "better oracle, --confidence 0.95, or --oracle true to search measured "
                    "cells only")
         else:
-            msg = (f"none of the {checked} candidates the oracle called feasible truly meets "
-                   f"{budget_ms:g} ms (all false positives); try a better oracle or a tighter margin")
+            msg = (f"none of the {checked} finalists (--top {top}) truly meets {budget_ms:g} ms "
+                   "(all false positives): nothing to ship; try --confidence 0.95, a better "
+                   "oracle, or a larger --top")
     front = []
-    if mode == "pareto":
+    if cfg.mode == "pareto" and complete:
         for t in study.best_trials:
-            a = _arch_of(t.params)
+            a = params_arch(t.params)
             front.append({"arch": str(a), "accuracy": acc_of(a),
                           "predicted_latency_ms": t.user_attrs.get("latency_ms")})
         front.sort(key=lambda r: (r["predicted_latency_ms"] or math.inf))
     return SearchResult(
-        device=table.name if table is not None else "?", budget_ms=budget_ms, oracle=oracle.name, objective=objective,
-        sampler=sampler, mode=mode, seed=seed, trials=len(complete), unique_cells=len(seen),
-        best=best, finalists=finalists, optimum=optimum, regret=regret, false_positives=fp,
-        true_checks=checked, interrupted=interrupted, unverified=unverified, message=msg,
-        fastest=fastest,
-        pareto_front=front, history=history)
+        device=table.name if table is not None else "?", budget_ms=budget_ms, oracle=oracle.name,
+        objective=cfg.objective, sampler=cfg.sampler_label, mode=cfg.mode, seed=int(cfg.seed),
+        trials=len(complete), unique_cells=len(seen), best=best, finalists=finalists,
+        optimum=optimum, regret=regret, false_positives=fp, true_checks=checked,
+        interrupted=interrupted, unverified=unverified, message=msg, fastest=fastest,
+        objective_description=objective_label(cfg.objective),
+        accuracy_evaluations=len(seen), oracle_calls=NUM_CELLS,
+        feasible_networks=space.n_networks, margin=space.margin, confidence=cfg.confidence,
+        failed=failed, pareto_front=front, history=history)
 
 
 def score_all(score: Callable[[list[Arch]], np.ndarray]) -> np.ndarray:

@@ -1,0 +1,166 @@
+"""Storages several worker processes share: a database server, or Optuna's journal file.
+
+Both get a heartbeat: every running trial records one every ``heartbeat`` seconds, and a
+trial silent for ``GRACE_FACTOR`` times that (its worker was killed, its machine lost) is
+failed by the next worker that looks, and retried (Optuna's ``RetryFailedTrialCallback``
+enqueues its cell again). Optuna's RDB storage has this built in; its journal storage has
+not, so :class:`HeartbeatJournalStorage` adds it, with the heartbeat as a system attribute
+(wall-clock time: machines sharing a journal file need synchronised clocks, as for NFS).
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage, RetryFailedTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import FrozenTrial, TrialState
+
+from ..errors import ConfigError
+
+#: seconds between two heartbeats of a running trial (``--heartbeat``)
+DEFAULT_HEARTBEAT_S = 10
+#: a trial with no heartbeat for this many intervals is failed and retried
+GRACE_FACTOR = 3
+#: times a dead worker's cell is retried before it is left failed (it may be what kills workers)
+MAX_RETRY = 2
+_HEARTBEAT_ATTR = "nasloop:heartbeat"
+_PREFIX = "journal:"
+
+
+def journal_path(storage: str | None) -> Path | None:
+    """The log file of a journal storage (``journal:PATH``, ``journal:///abs/path``, ``x.log``)."""
+    if not storage:
+        return None
+    s = storage.strip()
+    if s.startswith(_PREFIX):
+        rest = s[len(_PREFIX):]
+        if rest.startswith("///"):
+            rest = rest[2:]
+        elif rest.startswith("//"):
+            raise ConfigError(f"--storage {storage}: a journal is a file path: write "
+                              "journal:///abs/path/study.log or journal:study.log")
+        if not rest:
+            raise ConfigError(f"--storage {storage}: name the journal file, e.g. "
+                              "journal:study.log")
+        return Path(rest).expanduser()
+    if "://" not in s and s.endswith(".log"):
+        return Path(s).expanduser()
+    return None
+
+
+def check_journal(storage: str, path: Path) -> None:
+    """Refuse a journal path that cannot be written, before anything is fitted."""
+    if path.is_dir():
+        raise ConfigError(f"--storage {storage}: {path} is a folder; name a file, e.g. "
+                          f"journal:{path / 'study.log'}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"--storage {storage}: folder {folder} does not exist; create it "
+                          "first or put the journal elsewhere")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--storage {storage}: {path} is not writable; put the journal in a "
+                          "folder you can write")
+
+
+def is_shared(storage: str | None) -> bool:
+    """Whether several processes may run one study in ``storage`` (not memory, not SQLite)."""
+    if not storage:
+        return False
+    if journal_path(storage) is not None:
+        return True
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(storage).get_backend_name() != "sqlite"
+    except ArgumentError:
+        return False
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's journal storage with the heartbeat of its RDB storage (see the module doc)."""
+
+    def __init__(self, backend: optuna.storages.journal.BaseJournalBackend,
+                 heartbeat_interval: int | None = None, grace_period: int | None = None,
+                 stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None
+                 ) -> None:
+        super().__init__(backend)
+        self._heartbeat_interval = heartbeat_interval
+        self._grace_period = grace_period if grace_period is not None else (
+            GRACE_FACTOR * heartbeat_interval if heartbeat_interval else None)
+        self._stale_callback = stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, _HEARTBEAT_ATTR, time.time())
+        except Exception:  # noqa: BLE001  (finished meanwhile: nothing left to keep alive)
+            pass
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        if not self._grace_period:
+            return []
+        now = time.time()
+        stale = []
+        for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            last = t.system_attrs.get(_HEARTBEAT_ATTR)
+            if last is None:
+                last = t.datetime_start.timestamp() if t.datetime_start else now
+            if now - float(last) > self._grace_period:
+                stale.append(t._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self._heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self
+                                           ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return self._stale_callback
+
+    def get_failed_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return self._stale_callback  # the name Optuna 4 asks for
+
+
+def shared_storage(storage: str, heartbeat: int = DEFAULT_HEARTBEAT_S
+                   ) -> optuna.storages.BaseStorage:
+    """A journal or server storage with heartbeats and retry of a dead worker's trial."""
+    if heartbeat < 1:
+        raise ConfigError(f"--heartbeat {heartbeat}: give a whole number of seconds >= 1")
+    with warnings.catch_warnings():  # experimental in Optuna, and renamed in 4.9
+        warnings.simplefilter("ignore")
+        retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
+                            RetryFailedTrialCallback)
+        retry = retry_cls(max_retry=MAX_RETRY)
+    grace = GRACE_FACTOR * heartbeat
+    path = journal_path(storage)
+    if path is not None:
+        check_journal(storage, path)
+        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        return HeartbeatJournalStorage(backend, heartbeat, grace, retry)
+    for attempt in range(10):
+        try:
+            return _rdb(storage, heartbeat, grace, retry)
+        except Exception as e:  # noqa: BLE001
+            # workers starting together on an empty database race to create Optuna's tables
+            if "IntegrityError" not in type(e).__name__ and "UniqueViolation" not in str(e) \
+                    or attempt == 9:
+                raise
+            time.sleep(0.2 + 0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _rdb(storage: str, heartbeat: int, grace: int,
+         retry: Callable[[optuna.Study, FrozenTrial], None]) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat,
+                                              grace_period=grace,
+                                              heartbeat_stale_trial_callback=retry)
+        except TypeError:  # Optuna 4: the callback's older name
+            return optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat,
+                                              grace_period=grace, failed_trial_callback=retry)
