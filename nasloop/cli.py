@@ -575,7 +575,7 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
     from .search.samplers import default_sampler
 
     if device in ("cpu", "cuda") and oracle is None:
-        from .measure.live import default_live_oracle
+        from .workflow.live import default_live_oracle
         oracle = default_live_oracle()  # transfer from ~30 cells when a model ships
     oracle = oracle or DEFAULT_ORACLE
     sampler = sampler or default_sampler(mode)
@@ -595,7 +595,7 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
         user = load_objective(objective_fn, seed)  # a typo fails before anything is fitted
         objective = user.label
     if device in ("cpu", "cuda"):
-        from .measure.live import live_search
+        from .workflow.live import live_search
         if confidence is not None:
             raise click.UsageError("--confidence needs a device table to calibrate on; with "
                                    f"--device {device} leave it out")
@@ -710,7 +710,7 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
     import numpy as np
 
     from .console import progress as make_progress
-    from .measure.live import sample_cells
+    from .space import sample_cells
     from .measure.timing import TimingProtocol, _device, check_out_csv, measure_to_csv
     from .space import all_archs, arch_index
 

@@ -188,6 +188,13 @@ def all_archs() -> Iterator[Arch]:
         yield Arch(ops)
 
 
+def sample_cells(n: int, seed: int) -> list[Arch]:
+    """A seeded sample of ``n`` connected cells (cells with an input-output path)."""
+    cells = [a for a in all_archs() if a.is_connected()]
+    idx = np.random.default_rng(seed).permutation(len(cells))[:n]
+    return [cells[i] for i in idx]
+
+
 def coerce_archs(archs: Iterable[ArchLike]) -> list[Arch]:
     """Coerce many arch-likes, naming the position of the first bad one."""
     out = []

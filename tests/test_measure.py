@@ -151,7 +151,7 @@ def test_shaky_cells_get_more_rounds(monkeypatch):
 
 @pytest.mark.parametrize("network", ["deployable", "reference"])
 def test_live_validation_times_exactly_the_cell_asked(monkeypatch, network):
-    import nasloop.measure.live as live
+    import nasloop.workflow.live as live
 
     timed = []
     monkeypatch.setattr(live, "measure_arch", lambda a, *args, network, **kw: timed.append(

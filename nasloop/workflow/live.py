@@ -1,9 +1,11 @@
 """The main job with no downloaded data: measure, fit, search, and measure the finalists.
 
-``nasloop search --device cpu --budget 5ms`` on a bare machine: time a seeded sample of
-cells here, fit the chosen predictor on them, search with it as the oracle (objective:
-the accuracy table when a data directory is given, else the data-free synflow proxy),
-then time the finalists for real and return the best that truly meets the budget.
+``nasloop search --device cpu --budget 5ms`` on a bare machine: time cells here (the ~30
+the shipped ``transfer`` model finds most informative, else a seeded sample of 200), fit
+the oracle on them, search with it (objective: the accuracy table when a data directory
+is given, else the data-free synflow proxy), then time the finalists for real and return
+the best that truly meets the budget. It lives above ``measure`` and ``search``, which
+know nothing of each other.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from ..search.oracles import (DEFAULT_ORACLE, LatencyOracle, PredictorOracle, de
                               oracle_label)
 from ..search.storage import check_study, study_settings
 from ..search.study import SearchResult, check_budget, run_search
-from ..space import Arch, all_archs
-from .timing import TimingProtocol, _cpu_model, _device, measure_arch, measure_to_csv
+from ..space import Arch, sample_cells
+from ..measure.timing import TimingProtocol, _cpu_model, _device, measure_arch, measure_to_csv
 
 #: the live mode's timing: 3 interleaved rounds of 1 + 5 runs (18 runs a cell, as before)
 LIVE_PROTOCOL = TimingProtocol(rounds=3, repeats=5, warmup=1)
@@ -60,13 +62,6 @@ class MeasureOracle(LatencyOracle):
                                       )["latency_ms"] for a in archs])
 
 
-def sample_cells(n: int, seed: int) -> list[Arch]:
-    """A seeded sample of connected cells."""
-    cells = [a for a in all_archs() if a.is_connected()]
-    idx = np.random.default_rng(seed).permutation(len(cells))[:n]
-    return [cells[i] for i in idx]
-
-
 def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int | None,
                 trials: int,
                 sampler: str, mode: str, seed: int, top: int, storage: str | None,
@@ -75,7 +70,7 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
                 network: str = "deployable") -> SearchResult:
     from ..console import progress
     from ..predictors import create_predictor
-    from .zero_cost import synflow_scores
+    from ..measure.zero_cost import synflow_scores
 
     import time
 
