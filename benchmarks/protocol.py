@@ -6,11 +6,12 @@ machine, nothing else running, and say how quiet it was.
 
     python benchmarks/protocol.py --cells 300 --out benchmarks/results/protocol.jsonl
 
-Protocols: ``old`` is one pass of 3 warm-up + 10 timed runs per cell (the protocol of the
-documented noise run); ``r3`` is 3 interleaved rounds of 1 + 7 runs (24 runs a cell, under
-twice old's 13), the median of round medians, cells whose rounds spread over 10 % re-timed;
-``r3p25`` keeps each round's lower quartile instead; ``r5`` is 5 rounds of 3 + 10. All
-time the deployable network, so only the protocol differs.
+Protocols: ``old`` is one pass of 3 warm-up + 10 timed runs per cell, latency the
+median (the protocol of the documented noise run); ``new`` is nasloop measure's default
+(3 interleaved rounds of 1 + 7 runs: 24 runs a cell, under twice old's 13; latency the
+minimum over the 21 timed runs; cells whose round minima spread over 10 % re-timed);
+``new_median`` is the same with the median. All time the deployable network, so only the
+protocol differs.
 """
 from __future__ import annotations
 
@@ -30,10 +31,9 @@ from nasloop.measure.timing import TimingProtocol, measure_to_csv
 from nasloop.space import sample_cells
 
 PROTOCOLS = {
-    "old": TimingProtocol(rounds=1, warmup=3, repeats=10, remeasure_pct=1e9),
-    "r3": TimingProtocol(rounds=3, warmup=1, repeats=7),
-    "r3p25": TimingProtocol(rounds=3, warmup=1, repeats=7, statistic="p25"),
-    "r5": TimingProtocol(rounds=5, warmup=3, repeats=10),
+    "old": TimingProtocol(rounds=1, warmup=3, repeats=10, statistic="median", remeasure_pct=1e9),
+    "new": TimingProtocol(),
+    "new_median": TimingProtocol(statistic="median"),
 }
 
 

@@ -676,19 +676,18 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
               help="deployable: only the ops on input-output paths are built (what a compiler "
                    "ships; isomorphic cells are one network); reference: NAS-Bench-201's "
                    "network, every edge executed.")
-@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1),
-              help="Interleaved rounds over each block of cells, each in a shuffled order; "
-                   "the latency is the median of the round medians.")
-@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0),
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1),
+              help="Interleaved rounds over each block of cells, each in a shuffled order.")
+@click.option("--warmup", default=1, show_default=True, type=click.IntRange(0),
               help="Untimed forward passes before each cell's timed runs, every round.")
-@click.option("--repeats", default=10, show_default=True, type=click.IntRange(1),
+@click.option("--repeats", default=7, show_default=True, type=click.IntRange(1),
               help="Timed forward passes per cell per round.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="torch CPU threads, pinned while timing (restored after).")
-@click.option("--statistic", default="median", show_default=True,
+@click.option("--statistic", default="min", show_default=True,
               type=click.Choice(["median", "p25", "min"]),
-              help="What each round keeps of its timed runs; the latency is the median over "
-                   "rounds of it.")
+              help="The latency of a cell: this statistic over all its timed runs (the "
+                   "minimum is the least disturbed by other processes).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seed of the --cells sample and of the --all order.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
@@ -704,8 +703,8 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
 
     The protocol (network form, rounds, runs, threads) is recorded in the CSV's .json
     sidecar; resuming with other options is refused, so a table never mixes protocols.
-    ``--rounds 1 --repeats 50 --warmup 10 --network reference`` is the protocol of
-    tables measured before protocols existed.
+    ``--rounds 1 --repeats 50 --warmup 10 --statistic median --network reference`` is
+    the protocol of tables measured before protocols existed.
     """
     import numpy as np
 
