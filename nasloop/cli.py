@@ -216,8 +216,7 @@ def check_out_folder(path: str | None, force: bool) -> None:
         return
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
-        raise click.BadParameter(f"{path} is a file; give a folder for the saved predictor",
-                                 param_hint="--out")
+        raise click.BadParameter(f"{path} is a file; give a folder", param_hint="--out")
     if p.is_dir() and any(p.iterdir()) and not force:
         raise click.BadParameter(f"{path} already exists and is not empty; pass --force to "
                                  "overwrite it or choose another folder", param_hint="--out")
@@ -574,6 +573,19 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
     from .search.report import result_table, write_outputs
     from .search.samplers import default_sampler
 
+    if oracle is not None and not oracle.strip():
+        raise click.BadParameter("'' is empty: give 'true', a saved predictor folder or a "
+                                 "predictor name, or leave --oracle out for the default",
+                                 param_hint="--oracle")
+    if storage is not None and not storage.strip():
+        raise click.BadParameter("'' is empty: give a URL such as sqlite:///study.db, or "
+                                 "leave --storage out for a study in memory",
+                                 param_hint="--storage")
+    if oracle == "true" and (sets or config):
+        what = "--set " + " ".join(sets) if sets else f"--config {config}"
+        raise click.UsageError(f"{what}: --oracle true reads the table and has no predictor "
+                               "parameters to set; leave it out or name a predictor")
+    check_out_folder(out_dir, force=True)  # an unwritable --out fails before the search
     if device in ("cpu", "cuda") and oracle is None:
         from .workflow.live import default_live_oracle
         oracle = default_live_oracle()  # transfer from ~30 cells when a model ships

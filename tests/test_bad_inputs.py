@@ -452,14 +452,7 @@ CORPUS: list[Bad] = [*_devices(), *_archs(), *_budgets(), *_seeds(), *_predictor
 #: search-side defects, left to the search restructuring (issue 11) which owns that code:
 #: each is strict, so the fix turns it into a failure that asks for the mark to go
 SEARCH_SIDE = "search-side: the search command must refuse this before any fit or search"
-XFAIL: dict[str, str] = {
-    "search-oracle-empty": f"{SEARCH_SIDE}; --oracle '' is taken as the default oracle",
-    "search-set-unused-by-true": f"{SEARCH_SIDE}; --set with --oracle true is ignored silently",
-    "search-out-under-file": f"{SEARCH_SIDE}; --out is only checked after the search",
-    "search-out-unwritable": f"{SEARCH_SIDE}; --out is only checked after the search",
-    "search-storage-7": f"{SEARCH_SIDE}; sqlite:/// is an in-memory study that keeps nothing",
-    "search-storage-empty": f"{SEARCH_SIDE}; --storage '' is taken as no storage",
-}
+XFAIL: dict[str, str] = {}
 
 
 def _params(cases: list[Bad]) -> list:

@@ -82,6 +82,9 @@ def check_storage(storage: str) -> None:
                           "sqlite:///study.db, postgresql://... or mysql://...") from None
     db = sqlite_file(storage)
     if db is None:
+        if url.get_backend_name() == "sqlite":
+            raise ConfigError(f"--storage {storage}: an in-memory SQLite study keeps nothing "
+                              "and cannot be resumed; name a file, e.g. sqlite:///study.db")
         return
     if db.is_dir():
         raise ConfigError(f"--storage {storage}: {db} is a folder; name a database file, "
