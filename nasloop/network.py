@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .space import EDGES, NONE, OPS, SKIP, CONV1, CONV3, POOL, Arch, ArchLike
+from .space import EDGES, NONE, OPS, SKIP, CONV1, CONV3, Arch, ArchLike
 
 STAGE_CHANNELS = (16, 32, 64)
 STAGE_RESOLUTION = (32, 16, 8)

@@ -7,7 +7,6 @@ line and a non-zero exit instead of a traceback.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess

@@ -53,18 +53,23 @@ def journal_path(storage: str | None) -> Path | None:
     return None
 
 
-def check_journal(storage: str, path: Path) -> None:
-    """Refuse a journal path that cannot be written, before anything is fitted."""
+def check_storage_file(storage: str, path: Path, what: str, example: str) -> None:
+    """Refuse a storage file (``what``: journal, database) that cannot be written."""
     if path.is_dir():
-        raise ConfigError(f"--storage {storage}: {path} is a folder; name a file, e.g. "
-                          f"journal:{path / 'study.log'}")
+        raise ConfigError(f"--storage {storage}: {path} is a folder; name a {what} file, "
+                          f"e.g. {example}")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ConfigError(f"--storage {storage}: folder {folder} does not exist; create it "
-                          "first or put the journal elsewhere")
+                          f"first or put the {what} elsewhere")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"--storage {storage}: {path} is not writable; put the journal in a "
+        raise ConfigError(f"--storage {storage}: {path} is not writable; put the {what} in a "
                           "folder you can write")
+
+
+def check_journal(storage: str, path: Path) -> None:
+    """Refuse a journal path that cannot be written, before anything is fitted."""
+    check_storage_file(storage, path, "journal", f"journal:{path / 'study.log'}")
 
 
 def is_shared(storage: str | None) -> bool:

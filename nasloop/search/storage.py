@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 
 from ..errors import ConfigError
-from .shared import DEFAULT_HEARTBEAT_S, check_journal, is_shared, journal_path, shared_storage
+from .shared import DEFAULT_HEARTBEAT_S, check_journal, check_storage_file, is_shared, journal_path, shared_storage
 
 #: the study a ``--storage`` without ``--study-name`` resumes
 DEFAULT_STUDY_NAME = "nasloop"
@@ -86,16 +85,7 @@ def check_storage(storage: str) -> None:
             raise ConfigError(f"--storage {storage}: an in-memory SQLite study keeps nothing "
                               "and cannot be resumed; name a file, e.g. sqlite:///study.db")
         return
-    if db.is_dir():
-        raise ConfigError(f"--storage {storage}: {db} is a folder; name a database file, "
-                          "e.g. sqlite:///study.db")
-    folder = db.parent
-    if not folder.is_dir():
-        raise ConfigError(f"--storage {storage}: folder {folder} does not exist; create it "
-                          "first or put the database elsewhere")
-    if not os.access(folder, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
-        raise ConfigError(f"--storage {storage}: {db} is not writable; put the database in a "
-                          "folder you can write")
+    check_storage_file(storage, db, "database", "sqlite:///study.db")
 
 
 def _storage_error(storage: str, e: BaseException) -> ConfigError:

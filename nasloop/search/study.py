@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..space import NUM_CELLS, OPS, Arch, arch_index
 from .feasible import FeasibleSpace
 from .oracles import LatencyOracle, TableOracle, conformal_margin
-from .samplers import (DEFAULT_SAMPLER, PARAMS, SAMPLERS, NetworkSampler, default_sampler,
+from .samplers import (DEFAULT_SAMPLER, PARAMS, SAMPLERS, default_sampler,
                        make_sampler, params_arch, sampler_name)
 from .storage import check_study, fail_running, open_study, sqlite_file, sqlite_lock, study_settings
 

@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..errors import ConfigError, NasloopError
 from ..space import OPS, Arch
 from .feasible import FeasibleSpace
-from .objective import ERROR_ATTR, MAX_CONSECUTIVE_FAILURES, ObjectiveFailed, UserObjective
+from .objective import ERROR_ATTR, MAX_CONSECUTIVE_FAILURES, ObjectiveFailed
 from .samplers import PARAMS, params_arch
 from .shared import GRACE_FACTOR, is_shared
 
