@@ -140,3 +140,13 @@ def test_directed_adjacency_is_the_papers_propagation():
     np.testing.assert_array_equal(np.diag(m), np.ones(9))  # self loops, no normalisation
     assert m[1, INPUT_NODE] == 1 and m[INPUT_NODE, 1] == 0  # input -> conv on edge 0->1
     assert m[OUTPUT_NODE, 2] == m[OUTPUT_NODE, 3] == 1  # the skip 2->3 links node 2's ops to output
+
+
+def test_xgboost_fit_shows_progress_per_tree():
+    from nasloop.space import sample_cells
+
+    cells = sample_cells(30, 0)
+    seen: list = []
+    create_predictor("xgboost", n_estimators=12).fit(
+        cells, np.arange(30) + 1.0, progress=lambda e, n, info: seen.append((e, n)))
+    assert seen == [(i, 12) for i in range(1, 13)]

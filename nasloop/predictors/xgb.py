@@ -47,10 +47,21 @@ class XGBoostPredictor(Predictor):
     def _fit(self, x, y, val, progress) -> None:
         import xgboost as xgb
 
+        callbacks = []
+        if progress is not None:  # a long fit shows its trees, like the GCN its epochs
+            total = int(self.n_estimators)
+
+            class _Progress(xgb.callback.TrainingCallback):
+                def after_iteration(self, model, epoch: int, evals_log) -> bool:
+                    progress(epoch + 1, total, {})
+                    return False  # never stop early
+
+            callbacks.append(_Progress())
         self.model_ = xgb.XGBRegressor(
             n_estimators=int(self.n_estimators), max_depth=int(self.max_depth),
             learning_rate=float(self.learning_rate), subsample=float(self.subsample),
-            random_state=int(self.seed), n_jobs=int(self.n_jobs), tree_method="hist")
+            random_state=int(self.seed), n_jobs=int(self.n_jobs), tree_method="hist",
+            callbacks=callbacks or None)
         self.model_.fit(self._x(x), y)
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
