@@ -179,13 +179,16 @@ class _EpochBar:
 def _metrics_table(title: str, rows: list[dict], keys=("acc_1", "acc_5", "acc_10", "spearman",
                                                         "kendall", "mape", "err_p90")) -> Table:
     t = Table(title=title)
-    for k in rows[0] if rows else []:
-        if k not in keys:
-            t.add_column(k)
+    # label columns (names) and the chosen metrics only: every metric is in --json, and a
+    # column per metric is unreadable at 80 columns
+    labels = [k for k, v in (rows[0] if rows else {}).items() if isinstance(v, str)]
+    for k in labels:
+        t.add_column(k, no_wrap=True)
     for k in keys:
         t.add_column(k, justify="right")
     for r in rows:
-        t.add_row(*[str(r[k]) for k in r if k not in keys], *[fmt(r.get(k), 2) for k in keys])
+        t.add_row(*[r[k] for k in labels],
+                  *[fmt(r.get(k), 3 if k in ("spearman", "kendall") else 2) for k in keys])
     return t
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 
 from click.testing import CliRunner
 
@@ -215,3 +216,20 @@ def test_fit_on_every_cell_warns_that_no_metrics_are_left(tmp_path):
     f.write_text("arch,latency_ms\n" + "".join(f'"({a},3,3,3,3,3)",{1 + a}\n' for a in range(5)))
     r = run("fit-predictor", "-d", str(f), "-p", "linear", "--train", "4", "--val", "1")
     assert r.exit_code == 0 and "no test cells are left" in r.stderr
+
+
+def test_fit_predictor_table_is_readable_at_80_columns():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(root)}
+    r = subprocess.run([sys.executable, "-m", "nasloop", "fit-predictor", "-d", "desktop_gpu",
+                        "-p", "linear"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(ln) <= 80 for ln in lines)
+    assert "…" not in r.stdout  # nothing cut: names and numbers whole
+    row = next(ln for ln in lines if "linear" in ln and "│" in ln)
+    assert "51.3" in row  # acc_10 of linear on desktop_gpu, seed 0, printed in full
