@@ -589,6 +589,13 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
         raise click.UsageError(f"{what}: --oracle true reads the table and has no predictor "
                                "parameters to set; leave it out or name a predictor")
     check_out_folder(out_dir, force=True)  # an unwritable --out fails before the search
+    if oracle and os.path.exists(oracle) and not os.path.dirname(oracle):
+        from .predictors import list_predictors
+        if oracle in list_predictors() or oracle == "true":
+            raise click.BadParameter(
+                f"{oracle!r} is both a {'predictor name' if oracle != 'true' else 'keyword'} "
+                f"and a folder here; write ./{oracle} for the folder, or run elsewhere",
+                param_hint="--oracle")
     if device in ("cpu", "cuda") and oracle is None:
         from .workflow.live import default_live_oracle
         oracle = default_live_oracle()  # transfer from ~30 cells when a model ships

@@ -343,3 +343,16 @@ def test_help_describes_options_and_arch_format():
         assert r.exit_code == 0
         text = " ".join(r.output.split())
         assert all(w in text for w in words), (cmd, text)
+
+
+def test_a_folder_named_like_a_predictor_does_not_take_over_the_name(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from nasloop.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "linear").mkdir()
+    r = CliRunner().invoke(main, ["search", "-d", "desktop_gpu", "--budget", "5ms",
+                                  "--oracle", "linear"])
+    assert r.exit_code == 2 and "both a predictor name and a folder" in r.output
+    assert "./linear" in r.output and "Traceback" not in r.output
