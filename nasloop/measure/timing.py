@@ -60,7 +60,7 @@ def time_module(model: torch.nn.Module, x: torch.Tensor, *, warmup: int = 10,
 
 
 #: statistics over timed runs
-ROUND_STATISTICS = {"median": statistics.median, "p25": lambda t: np.percentile(t, 25), "min": min}
+STATISTICS = {"median": statistics.median, "p25": lambda t: np.percentile(t, 25), "min": min}
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,13 @@ class TimingProtocol:
                 raise ConfigError(f"timing: {name} must be >= 1, got {getattr(self, name)!r}")
         if int(self.warmup) < 0 or not float(self.remeasure_pct) > 0:
             raise ConfigError("timing: warmup must be >= 0 and remeasure_pct > 0")
-        if self.statistic not in ROUND_STATISTICS:
-            raise ConfigError(f"timing: statistic must be one of {', '.join(ROUND_STATISTICS)}, "
+        if self.statistic not in STATISTICS:
+            raise ConfigError(f"timing: statistic must be one of {', '.join(STATISTICS)}, "
                               f"got {self.statistic!r}")
 
     def of_runs(self, runs: list[float]) -> float:
         """The statistic over timed runs (one round's, or all of a cell's)."""
-        return float(ROUND_STATISTICS[self.statistic](runs))
+        return float(STATISTICS[self.statistic](runs))
 
     def key(self) -> dict:
         """What must be equal for two runs to belong in one table."""
@@ -154,23 +154,23 @@ def measure_block(archs: Sequence[Arch], device: str = "cpu",
     with pinned_threads(p.threads):
         models = [CellNetwork(a, form=p.network).eval().to(dev) for a in archs]
         x = torch.randn(p.batch, *INPUT_SHAPE, device=dev)
-        medians: list[list[float]] = [[] for _ in archs]
+        per_round: list[list[float]] = [[] for _ in archs]
         runs: list[list[float]] = [[] for _ in archs]
 
         def rounds(which: list[int]) -> None:
             for _ in range(p.rounds):
                 for i in rng.permutation(which):
                     t = time_module(models[i], x, warmup=p.warmup, repeats=p.repeats)
-                    medians[i].append(p.of_runs(t))
+                    per_round[i].append(p.of_runs(t))
                     runs[i].extend(t)
 
         rounds(list(range(len(archs))))
-        rows = [_row(a, m, r, p) for a, m, r in zip(archs, medians, runs)]
+        rows = [_row(a, m, r, p) for a, m, r in zip(archs, per_round, runs)]
         shaky = [i for i, row in enumerate(rows) if row["spread_pct"] > p.remeasure_pct]
         if shaky:  # once more for the cells whose rounds disagree
             rounds(shaky)
             for i in shaky:
-                rows[i] = _row(archs[i], medians[i], runs[i], p)
+                rows[i] = _row(archs[i], per_round[i], runs[i], p)
     return rows
 
 
