@@ -611,9 +611,6 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
     user = None
     if objective_fn:
         from .search.objective import load_objective
-        if device in ("cpu", "cuda"):
-            raise click.UsageError("--objective-fn needs a device table for latency; with "
-                                   f"--device {device} leave it out")
         user = load_objective(objective_fn, seed)  # a typo fails before anything is fitted
         objective = user.label
     if device in ("cpu", "cuda"):
@@ -625,7 +622,7 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
                           trials=trials, sampler=sampler, mode=mode, seed=seed, top=top,
                           storage=storage, study_name=study_name, params=params,
                           data_dir=data_dir, objective=objective, out_dir=out_dir,
-                          cache_dir=cache_dir)
+                          cache_dir=cache_dir, objective_fn=user)
     else:
         table = load_device_cli(device, data_dir, skip_bad_rows)
         acc = user if user is not None else load_accuracy(data_dir, required=True)
@@ -682,8 +679,10 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
 @click.option("--cells", "n_cells", default=None, type=click.IntRange(1),
               help="Measure N seeded random connected cells.")
 @click.option("--all", "all_cells", is_flag=True,
-              help="Measure all 15,625 cells, in a --seed shuffled order so that slow drift of "
-                   "the machine does not line up with the cell structure.")
+              help="Measure the whole space in a --seed shuffled order (so that slow drift of "
+                   "the machine does not line up with the cell structure): the 6,466 distinct "
+                   "networks with --network deployable (a table fills each cell from its "
+                   "class), all 15,625 cells with --network reference.")
 @click.option("--cells-from", type=click.Path(exists=True, dir_okay=False),
               help="A file of arch strings (one a line, or a CSV with an 'arch' column).")
 @click.option("--cells-for", type=click.Choice(["transfer"]), default=None,
@@ -733,7 +732,7 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
     from .console import progress as make_progress
     from .space import sample_cells
     from .measure.timing import TimingProtocol, _device, check_out_csv, measure_to_csv
-    from .space import all_archs, arch_index
+    from .space import all_archs, arch_index, canonical_representatives
 
     if sum(bool(x) for x in (n_cells, all_cells, cells_from)) != 1:
         raise click.UsageError("choose exactly one of --cells N, --all, --cells-from FILE")
@@ -745,6 +744,8 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
                               warmup=warmup, threads=threads, statistic=statistic, seed=seed)
     if all_cells:
         every = list(all_archs())
+        if network == "deployable":  # isomorphic cells are one network: time each once
+            every = [every[i] for i in np.unique(canonical_representatives())]
         cells = [every[i] for i in np.random.default_rng(seed).permutation(len(every))]
     elif n_cells and cells_for:
         from .transfer import informative_cells

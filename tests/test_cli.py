@@ -1,5 +1,8 @@
 import json
 import os
+import zlib
+
+import pytest
 
 from click.testing import CliRunner
 
@@ -143,6 +146,26 @@ def test_live_search_needs_no_data_and_validates_by_timing(monkeypatch, tmp_path
     assert list(tmp_path.glob("live-cpu-*.csv"))  # the measured cells are kept for next time
 
 
+def test_live_search_with_your_objective(tmp_path):
+    # issue #14: --objective-fn with --device cpu: your function is the score even when an
+    # accuracy table is at hand, and every network it is asked about is one evaluation
+    (tmp_path / "obj.py").write_text(
+        "import zlib\n"
+        "def score(arch):\n"
+        "    open(__file__ + '.log', 'a').write(arch + '\\n')\n"
+        "    return zlib.crc32(arch.encode()) % 1000 / 10\n")
+    r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "5", "--trials", "12",
+            "--top", "1", "--objective-fn", f"{tmp_path / 'obj.py'}:score",
+            "--cache-dir", str(tmp_path), "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert "obj.py:score" in res["objective"] and res["cells_measured"] == 5
+    asked = (tmp_path / "obj.py.log").read_text().split()
+    assert len(set(asked)) == res["accuracy_evaluations"] == res["trials"] == 12
+    assert res["best"]["arch"] in asked
+    assert res["best"]["accuracy"] == max(zlib.crc32(a.encode()) % 1000 / 10 for a in asked)
+
+
 def test_measure_repeat_check_reports_run_to_run_noise(tmp_path):
     out = tmp_path / "noise.csv"
     r = run("measure", "--cells", "3", "--warmup", "1", "--repeats", "3", "--out", str(out),
@@ -233,3 +256,24 @@ def test_fit_predictor_table_is_readable_at_80_columns():
     assert "…" not in r.stdout  # nothing cut: names and numbers whole
     row = next(ln for ln in lines if "linear" in ln and "│" in ln)
     assert "51.3" in row  # acc_10 of linear on desktop_gpu, seed 0, printed in full
+
+
+@pytest.mark.parametrize("network, n", [("deployable", 6466), ("reference", 15625)])
+def test_measure_all_times_each_network_once(monkeypatch, tmp_path, network, n):
+    import nasloop.measure.timing as timing
+    from nasloop.space import arch_index, canonical_representatives
+    seen = {}
+
+    def fake(cells, path, device, protocol=None, on_cell=None):
+        seen["cells"], seen["protocol"] = list(cells), protocol
+        return 0
+
+    monkeypatch.setattr(timing, "measure_to_csv", fake)
+    r = run("measure", "--all", "--network", network, "--out", str(tmp_path / "t.csv"))
+    assert r.exit_code == 0, r.output
+    cells = seen["cells"]
+    assert len(cells) == n and seen["protocol"].network == network
+    reps = canonical_representatives()
+    classes = {int(reps[arch_index(c)]) for c in cells}
+    assert len(classes) == (n if network == "deployable" else 6466)
+    assert cells[:5] != sorted(cells[:5], key=arch_index)  # a shuffled order

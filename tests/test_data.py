@@ -122,3 +122,32 @@ def test_missing_data_dir_and_unknown_device(monkeypatch, tmp_path):
         resolve_data_dir(tmp_path / "nope")
     with pytest.raises(DeviceError, match="did you mean desktop_cpu"):
         load_device("desktop_cpuu", tmp_path)
+
+
+@pytest.mark.parametrize("sidecar", [{"network": "deployable"}, {"network": "reference"}, None,
+                                     "not json {"])
+def test_a_deployable_table_fills_each_class_from_its_measured_isomorphs(tmp_path, sidecar):
+    import json as _json
+
+    from nasloop.space import all_archs, arch_index, canonical_representatives
+    reps = canonical_representatives()
+    archs = list(all_archs())
+    big = np.bincount(reps).argmax()  # the largest isomorphism class
+    members = np.flatnonzero(reps == big)
+    lone = next(i for i in range(len(reps)) if np.sum(reps == reps[i]) == 1)
+    path = tmp_path / "mine.csv"
+    path.write_text(f"arch,latency_ms\n{archs[members[0]]},2.0\n{archs[members[1]]},4.0\n"
+                    f"{archs[lone]},1.5\n")
+    if sidecar is not None:
+        (tmp_path / "mine.json").write_text(sidecar if isinstance(sidecar, str)
+                                            else _json.dumps(sidecar))
+    t = load_csv_table(path)
+    assert t.get(archs[members[0]]) == 2.0 and t.get(archs[members[1]]) == 4.0  # kept as timed
+    assert t.get(archs[lone]) == 1.5
+    if sidecar == {"network": "deployable"}:
+        assert len(t) == len(members) + 1
+        assert all(t.get(archs[i]) == 3.0 for i in members[2:])  # the class's mean
+        assert any("filled" in n for n in t.notes)
+    else:  # the reference network (or unknown): isomorphs are other networks, not filled
+        assert len(t) == 3 and not any("filled" in n for n in t.notes)
+    assert arch_index(archs[lone]) == lone

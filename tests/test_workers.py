@@ -14,6 +14,7 @@ import uuid
 import zlib
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from click.testing import CliRunner
@@ -249,3 +250,35 @@ def test_cli_workers_report_and_a_worker_with_other_settings(tmp_path, monkeypat
     assert rep["trials"] == 6 and rep["best"] == d["best"]
     r = CliRunner().invoke(main, [*QUICK, "--storage", url, "--study-name", "s", "--trials", "6"])
     assert r.exit_code == 1 and "--objective" in r.output and "fn:obj.py:acc" in r.output
+
+
+@pytest.mark.parametrize("url", STORAGES, indirect=True)
+def test_the_study_records_the_finalists_true_latencies_for_the_dashboard(table, url):
+    from nasloop.search.dashboard import TRUE_CHECKS_ATTR
+
+    class Optimist(TableOracle):  # under-predicts: the first finalists are false positives
+        def _compute(self, archs):
+            return np.asarray(super()._compute(archs)) * 0.7
+
+    name = f"d-{uuid.uuid4().hex[:8]}"
+    obj = UserObjective(_score, "tests:score")
+    res = run_search(table, BUDGET, Optimist(table), obj, trials=40, objective=obj.label,
+                     sampler="random", seed=1, storage=url, study_name=name, top=5)
+    study, complete = _complete(url, name)
+    rows = study.user_attrs[TRUE_CHECKS_ATTR]
+    assert [r["arch"] for r in rows] == [c.arch for c in res.finalists]
+    by_number = {t.number: t for t in complete}
+    for r, c in zip(rows, res.finalists):
+        assert by_number[r["trial"]].user_attrs["arch"] == r["arch"]  # the trial that ran it
+        assert r["true_latency_ms"] == pytest.approx(table.get(c.arch))
+        assert r["meets_budget"] == (table.get(c.arch) <= BUDGET)
+        assert by_number[r["trial"]].user_attrs["latency_ms"] == pytest.approx(
+            r["predicted_latency_ms"])
+    try:
+        from optuna_dashboard._note import get_note_from_system_attrs
+    except ImportError:
+        pytest.skip("optuna-dashboard is not installed (pip install nasloop[dashboard])")
+    note = get_note_from_system_attrs(study._storage.get_study_system_attrs(study._study_id),
+                                      None)["body"]
+    for r in rows:
+        assert r["arch"] in note and f"{r['true_latency_ms']:.3f}" in note

@@ -7,6 +7,7 @@ all 15,625 cells are a single array gather.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArchError, DataError
-from ..space import NUM_CELLS, Arch, ArchLike, arch_from_index, arch_index
+from ..space import (NUM_CELLS, Arch, ArchLike, arch_from_index, arch_index,
+                     canonical_representatives)
 from .safe_load import load_pickle, load_torch
 
 
@@ -210,4 +212,43 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
     table = LatencyTable(name or path.stem, description or f"user measurements from {path.name}",
                          str(path), lat)
     table.notes = [f"skipped {p}" for p in problems]
+    if sidecar_network(path) == "deployable":
+        filled = fill_isomorphs(table.latency_ms)
+        if filled:
+            table.notes.append(f"filled {filled} cell(s) from a measured isomorph: the "
+                               "sidecar says the deployable network was timed, and "
+                               "isomorphic cells are one network there")
     return table
+
+
+def sidecar_network(path: Path) -> str | None:
+    """The network form recorded in a measured CSV's ``.json`` sidecar, if any.
+
+    ``nasloop measure`` writes one; a missing or unreadable sidecar means "unknown" and
+    the table is used as it is.
+    """
+    side = path.with_suffix(".json")
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    form = meta.get("network")
+    return form if isinstance(form, str) else None
+
+
+def fill_isomorphs(latency_ms: np.ndarray) -> int:
+    """Give each unmeasured cell the mean of its measured isomorphs, in place.
+
+    In the deployable form isomorphic cells are the same network, so one timing per
+    class (``nasloop measure --all`` times the 6,466 classes) covers all 15,625 cells.
+    Returns the number of cells filled.
+    """
+    reps = canonical_representatives()
+    known = ~np.isnan(latency_ms)
+    sums = np.bincount(reps[known], weights=latency_ms[known], minlength=NUM_CELLS)
+    counts = np.bincount(reps[known], minlength=NUM_CELLS)
+    todo = ~known & (counts[reps] > 0)
+    latency_ms[todo] = sums[reps[todo]] / counts[reps[todo]]
+    return int(todo.sum())

@@ -22,6 +22,7 @@ from ..data.accuracy import DATASETS, AccuracyTable
 from ..data.tables import LatencyTable
 from ..errors import ConfigError
 from ..space import NUM_CELLS, OPS, Arch, arch_index
+from .dashboard import record_true_checks
 from .feasible import FeasibleSpace
 from .oracles import LatencyOracle, TableOracle, conformal_margin
 from .samplers import (DEFAULT_SAMPLER, PARAMS, SAMPLERS, default_sampler,
@@ -380,13 +381,14 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
                interrupted: bool) -> SearchResult:
     budget_ms, top = space.budget_ms, cfg.top
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    history, seen = [], {}
+    history, seen, trial_of = [], {}, {}
     for t in complete:
         a = params_arch(t.params)
         lat = space.predicted(a)
         history.append({"number": t.number, "arch": str(a), "accuracy": acc_of(a),
                         "predicted_latency_ms": lat if math.isfinite(lat) else None})
         seen.setdefault(a, lat)
+        trial_of.setdefault(str(a), t.number)
     # finalists: the evaluated networks, most accurate first (ties: faster, then index)
     cands = sorted(((acc_of(a), lat, arch_index(a), a) for a, lat in seen.items()),
                    key=lambda c: (-c[0], c[1], c[2]))
@@ -403,6 +405,8 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
             best = c
             break
     checked = len(finalists)
+    record_true_checks(study, finalists, trial_of, budget_ms,
+                       table.name if table is not None else "the device")
     optimum = None
     everywhere = scores_everywhere() if table is not None else None
     if everywhere is not None:

@@ -67,7 +67,12 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
                 sampler: str, mode: str, seed: int, top: int, storage: str | None,
                 study_name: str | None, params: dict, data_dir: str | None, objective: str,
                 out_dir: str | None = None, cache_dir: str | None = None,
-                network: str = "deployable") -> SearchResult:
+                network: str = "deployable", objective_fn=None) -> SearchResult:
+    """Measure cells here, fit the oracle, search, and time the finalists for real.
+
+    ``objective_fn`` (a loaded ``--objective-fn``, e.g. a short training run) replaces the
+    accuracy table or synflow as the score to maximise.
+    """
     from ..console import progress
     from ..predictors import create_predictor
     from ..measure.zero_cost import synflow_scores
@@ -88,8 +93,11 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
                           f"{device} every cell would have to be timed. Use a predictor name "
                           "(default auto) or measure a table with `nasloop measure --all`")
     device_name = f"this machine ({device})"
-    acc = load_accuracy(data_dir) if data_dir or __import__("os").environ.get("NASLOOP_DATA") else None
-    used = objective if acc is not None else "synflow"
+    acc = None
+    if objective_fn is None and (data_dir or __import__("os").environ.get("NASLOOP_DATA")):
+        acc = load_accuracy(data_dir)
+    used = objective_fn.label if objective_fn is not None else (
+        objective if acc is not None else "synflow")
     # a bad budget, storage or mismatched resume fails before any cell is timed
     check_budget(None, budget_ms)
     check_study(storage, study_name,
@@ -134,7 +142,9 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
         err.print(f"[yellow]{name} fitted on {len(cells)} cells predicts a non-positive latency "
                   f"for {bad} of {len(everything)} cells: its answers there are meaningless "
                   f"(finalists are still timed for real); use a larger --train[/yellow]")
-    if acc is not None:
+    if objective_fn is not None:
+        score = objective_fn
+    elif acc is not None:
         score = acc
     else:
         score = synflow_scores
