@@ -498,11 +498,14 @@ class BudgetType(click.ParamType):
 
 
 @main.command()
-@click.option("--device", "-d", required=True,
-              help="Device name, a CSV of measurements, or 'cpu'/'cuda' to measure on this machine.")
+@click.option("--device", "-d", "devices", required=True, multiple=True,
+              help="Device name, a CSV of measurements, or 'cpu'/'cuda' to measure on this "
+                   "machine. Repeat it, each with its --budget, for one network that meets "
+                   "every budget on its own device.")
 @data_dir_option
 @click.option("--skip-bad-rows", is_flag=True, help="For a device CSV: use the good rows only.")
-@click.option("--budget", "-b", required=True, type=BudgetType(), help="Latency budget, e.g. 5ms.")
+@click.option("--budget", "-b", "budgets", required=True, multiple=True, type=BudgetType(),
+              help="Latency budget, e.g. 5ms; one per --device, in the same order.")
 @click.option("--oracle", default=None,
               help="'true', a saved predictor folder, or a predictor name (default: auto; "
                    "transfer with --device cpu|cuda).")
@@ -556,7 +559,7 @@ class BudgetType(click.ParamType):
 @click.option("--as-worker", is_flag=True, hidden=True,
               help="Internal: a worker started by --workers (prints nothing).")
 @json_option
-def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objective, trials,
+def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, objective, trials,
            sampler, mode, seed, storage, study_name, top, confidence, sets, cache_dir, no_cache,
            out_dir, objective_fn, workers, heartbeat, report, as_worker, as_json) -> None:
     """Find the most accurate network under a latency budget, validated on true latency.
@@ -576,6 +579,20 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
     from .search.report import result_table, write_outputs
     from .search.samplers import default_sampler
 
+    if len(devices) != len(budgets):
+        raise click.UsageError(f"{len(devices)} --device but {len(budgets)} --budget: give one "
+                               "--budget per --device, in the same order")
+    device, budget = devices[0], budgets[0]
+    several = len(devices) > 1
+    if several:
+        live = [d for d in devices if d in ("cpu", "cuda")]
+        if live:
+            raise click.UsageError(f"--device {live[0]} with other devices: several targets need "
+                                   "a table each; time this machine first with `nasloop measure "
+                                   "--all --out mine.csv` and give --device mine.csv")
+        if workers or report or as_worker:
+            raise click.UsageError("--workers and --report serve one --device; for several "
+                                   "targets run one search (its --storage resumes it)")
     if oracle is not None and not oracle.strip():
         raise click.BadParameter("'' is empty: give 'true', a saved predictor folder or a "
                                  "predictor name, or leave --oracle out for the default",
@@ -623,6 +640,12 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
                           storage=storage, study_name=study_name, params=params,
                           data_dir=data_dir, objective=objective, out_dir=out_dir,
                           cache_dir=cache_dir, objective_fn=user)
+    elif several:
+        res = _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, seed,
+                              params, cache_dir, no_cache, user, objective, sampler, mode,
+                              SearchConfig(objective=objective, trials=trials, sampler=sampler,
+                                           mode=mode, seed=seed, top=top, confidence=confidence,
+                                           storage=storage, study_name=study_name))
     else:
         table = load_device_cli(device, data_dir, skip_bad_rows)
         acc = user if user is not None else load_accuracy(data_dir, required=True)
@@ -671,6 +694,35 @@ def search(device, data_dir, skip_bad_rows, budget, oracle, train, config, objec
         sys.exit(130)
     if res.best is None:
         sys.exit(1)
+
+
+def _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, seed, params,
+                    cache_dir, no_cache, user, objective, sampler, mode, cfg):
+    """Several --device/--budget pairs: one oracle per device, one joint search."""
+    from .console import progress as make_progress
+    from .data import load_accuracy
+    from .search import check_study, get_oracle, study_settings
+    from .search.multi import Target, check_targets, run_multi_search, targets_label
+    from .search.oracles import oracle_label
+
+    tables = [load_device_cli(d, data_dir, skip_bad_rows) for d in devices]
+    acc = user if user is not None else load_accuracy(data_dir, required=True)
+    # impossible budgets or a resume with other settings fail before any oracle is fitted
+    pairs = list(zip(tables, budgets))
+    check_targets(pairs)
+    label = targets_label(pairs)
+    check_study(cfg.storage, cfg.study_name,
+                study_settings(1.0, label, oracle_label(oracle), objective, mode, sampler))
+    with make_progress(transient=True) as bar:
+        targets = [Target(t, b, get_oracle(oracle, t, train=train or 900, seed=seed,
+                                           params=params, cache_dir=cache_dir,
+                                           use_cache=not no_cache,
+                                           progress=_EpochBar(bar, f"fit oracle {oracle} "
+                                                                   f"on {t.name}")))
+                   for t, b in zip(tables, budgets)]
+        task = bar.add_task("search", total=cfg.trials, info="")
+        return run_multi_search(targets, acc, cfg,
+                                on_trial=lambda n, tot, info: bar.update(task, completed=n))
 
 
 # ---------------------------------------------------------------- measuring -----------

@@ -29,11 +29,14 @@ def true_checks(finalists: Sequence[Candidate], trial_of: Mapping[str, int]) -> 
             for c in finalists]
 
 
-def note_markdown(rows: Sequence[dict], budget_ms: float, device: str) -> str:
+def note_markdown(rows: Sequence[dict], budget_ms: float, device: str, unit: str = "ms") -> str:
+    what = (f"Budget {budget_ms:g} ms." if unit == "ms" else
+            "Several targets: latencies are loads, the largest latency/budget over the "
+            "devices, and the budget is 1.")
     lines = [f"## nasloop: finalists checked against true latency on {device}",
-             "", f"Budget {budget_ms:g} ms. Finalists, most accurate first; the search stops "
+             "", f"{what} Finalists, most accurate first; the search stops "
              "at the first that truly meets the budget.", "",
-             "| trial | arch | predicted ms | true ms | meets budget |",
+             f"| trial | arch | predicted {unit} | true {unit} | meets budget |",
              "|---|---|---|---|---|"]
     for r in rows:
         true = "not in the table" if r["true_latency_ms"] is None else f"{r['true_latency_ms']:.3f}"
@@ -44,7 +47,8 @@ def note_markdown(rows: Sequence[dict], budget_ms: float, device: str) -> str:
 
 
 def record_true_checks(study: optuna.Study, finalists: Sequence[Candidate],
-                       trial_of: Mapping[str, int], budget_ms: float, device: str) -> None:
+                       trial_of: Mapping[str, int], budget_ms: float, device: str,
+                       unit: str = "ms") -> None:
     """Store the true checks on the study; a storage that refuses only costs a warning."""
     if not finalists:
         return
@@ -56,7 +60,7 @@ def record_true_checks(study: optuna.Study, finalists: Sequence[Candidate],
             from optuna_dashboard import save_note
         except ImportError:
             return
-        save_note(study, note_markdown(rows, budget_ms, device))
+        save_note(study, note_markdown(rows, budget_ms, device, unit))
     except Exception as e:  # the result is already computed: never lose it for a note
         warnings.warn(f"could not record the true-latency checks on the study ({e})",
                       stacklevel=2)

@@ -25,6 +25,8 @@ def cost_line(res: SearchResult) -> str:
 
 
 def result_table(res: SearchResult) -> Table:
+    if res.unit == "load":
+        return _targets_table(res)
     score = _score_label(res)
     margin = (f", {res.confidence:g}-confidence margin x{res.margin:.3f}"
               if res.confidence is not None else "")
@@ -52,6 +54,42 @@ def result_table(res: SearchResult) -> Table:
     return t
 
 
+def _targets_table(res: SearchResult) -> Table:
+    """Several targets: each finalist's true (predicted) ms on every device."""
+    score = _score_label(res)
+    margin = (f", {res.confidence:g}-confidence margins" if res.confidence is not None else "")
+    title = (f"{len(res.targets)} targets: oracle {res.oracle}{margin}, sampler {res.sampler}, "
+             f"{res.feasible_networks:,} networks feasible on all")
+    caption = f"objective: {res.objective_description}\n{cost_line(res)}"
+    if res.failed:
+        caption += "\nFAILED: no finalist truly meets every budget"
+    t = Table(title=title, caption=caption)
+    t.add_column("")
+    t.add_column("arch")
+    t.add_column(score, justify="right")
+    for tg in res.targets:
+        t.add_column(f"{tg['device']} <= {tg['budget_ms']:g} ms\ntrue (predicted)", justify="right")
+    t.add_column("verdict")
+
+    def cells(rows: list[dict]) -> list[str]:
+        return [f"{fmt(r['true_ms'])} ({fmt(r['predicted_ms'])})" for r in rows]
+
+    for c in res.finalists:
+        chosen = res.best is not None and c.arch == res.best.arch
+        over = [r["device"] for r in c.per_device if r["meets_budget"] is False]
+        unknown = [r["device"] for r in c.per_device if r["meets_budget"] is None]
+        verdict = ("over on " + ", ".join(over) if over else
+                   "not verified on " + ", ".join(unknown) if unknown else "meets every budget")
+        t.add_row("★" if chosen else "", c.arch, fmt(c.accuracy, 2), *cells(c.per_device), verdict)
+    if res.optimum:
+        label = f"regret {res.regret:.2f}" if res.regret is not None else ""
+        if res.failed and res.regret is not None:
+            label += " (failed: scored as the worst feasible cell)"
+        t.add_row("opt", res.optimum["arch"], fmt(res.optimum["accuracy"], 2),
+                  *[fmt(r["true_ms"]) for r in res.optimum.get("per_device", [])], label)
+    return t
+
+
 def write_outputs(res: SearchResult, folder: str | Path) -> None:
     """trials.csv, summary.json and search.png (accuracy vs latency, budget, front, choice)."""
     folder = Path(folder)
@@ -74,7 +112,7 @@ def plot_search(res: SearchResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     if pts:
         xs, ys = zip(*pts)
-        ax.scatter(xs, ys, s=8, alpha=0.35, label="evaluated networks (oracle latency)")
+        ax.scatter(xs, ys, s=8, alpha=0.35, label="evaluated networks (oracle answer)")
     # feasible front: best accuracy so far as latency grows, among oracle-feasible trials
     feas = sorted(p for p in pts if p[0] <= res.budget_ms)
     front, best = [], -1.0
@@ -85,11 +123,13 @@ def plot_search(res: SearchResult, path: Path) -> None:
     if front:
         fx, fy = zip(*front)
         ax.step(fx, fy, where="post", color="tab:green", label="feasible front")
-    ax.axvline(res.budget_ms, color="tab:red", ls="--", label=f"budget {res.budget_ms:g} ms")
+    load = res.unit == "load"
+    ax.axvline(res.budget_ms, color="tab:red", ls="--",
+               label="every budget" if load else f"budget {res.budget_ms:g} ms")
     if res.best is not None:
         ax.scatter([res.best.true_latency_ms], [res.best.accuracy], marker="*", s=220,
                    color="gold", edgecolor="k", zorder=5, label="chosen (true latency)")
-    ax.set_xlabel("latency (ms)")
+    ax.set_xlabel("largest latency / budget over the targets" if load else "latency (ms)")
     ax.set_ylabel(_score_label(res))
     ax.set_title(f"{res.device}: {res.oracle} oracle, {res.sampler}")
     ax.legend(loc="lower right", fontsize=8)

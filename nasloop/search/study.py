@@ -107,6 +107,8 @@ class Candidate:
     feasible_predicted: bool
     feasible_true: bool | None
     false_positive: bool
+    #: several targets: per target ``device, budget_ms, predicted_ms, true_ms, meets_budget``
+    per_device: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -152,6 +154,11 @@ class SearchResult:
     #: live mode: cells timed on this machine to fit the oracle, and the whole job's time
     cells_measured: int | None = None
     seconds: float | None = None
+    #: what latencies and the budget are in: "ms", or "load" for several targets (a
+    #: cell's largest latency/budget over the targets; the budget is then 1)
+    unit: str = "ms"
+    #: several targets: ``device, budget_ms, oracle, margin`` of each
+    targets: list[dict] = field(default_factory=list)
 
     def to_dict(self, with_history: bool = False) -> dict:
         d = asdict(self)
@@ -245,7 +252,8 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
                config: SearchConfig | None = None, *,
                validator: LatencyOracle | None = None,
                on_trial: Callable[[int, int, dict], None] | None = None,
-               device_name: str | None = None, **settings: object) -> SearchResult:
+               device_name: str | None = None, unit: str = "ms",
+               **settings: object) -> SearchResult:
     """Search the network maximising ``accuracy`` under ``latency <= budget_ms``.
 
     The oracle answers every cell once; the sampler (``config.sampler``: a name or any
@@ -254,7 +262,8 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
     true latency (``validator``, by default the device table) until one meets the budget,
     at most ``config.top`` of them; if none does, the result is ``failed``. ``accuracy``
     is the accuracy table or any callable (e.g. a zero-cost proxy) mapping cells to
-    scores. Keyword ``settings`` override fields of ``config`` (``trials=50``).
+    scores. Keyword ``settings`` override fields of ``config`` (``trials=50``). ``unit``
+    says what the oracle's answers and the budget are in (``"load"`` for several targets).
     """
     cfg = dataclasses.replace(config or SearchConfig(), **settings)
     cfg.check(isinstance(accuracy, AccuracyTable))
@@ -311,7 +320,7 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
         return score_all(score)
 
     res = _summarise(study, table, space, oracle, validator, acc_of, scores_everywhere, cfg,
-                     interrupted)
+                     interrupted, unit)
     res.oracle_calls = len(latency_all)
     res.device = device_label
     return res
@@ -378,7 +387,7 @@ def _optimize(study: optuna.Study, space: FeasibleSpace, acc_of: Callable[[Arch]
 def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleSpace,
                oracle: LatencyOracle, validator: LatencyOracle, acc_of: Callable[[Arch], float],
                scores_everywhere: Callable[[], np.ndarray | None], cfg: SearchConfig,
-               interrupted: bool) -> SearchResult:
+               interrupted: bool, unit: str = "ms") -> SearchResult:
     budget_ms, top = space.budget_ms, cfg.top
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     history, seen, trial_of = [], {}, {}
@@ -406,7 +415,7 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
             break
     checked = len(finalists)
     record_true_checks(study, finalists, trial_of, budget_ms,
-                       table.name if table is not None else "the device")
+                       table.name if table is not None else "the device", unit)
     optimum = None
     everywhere = scores_everywhere() if table is not None else None
     if everywhere is not None:
@@ -464,7 +473,7 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
         objective_description=objective_label(cfg.objective),
         accuracy_evaluations=len(seen), oracle_calls=NUM_CELLS,
         feasible_networks=space.n_networks, margin=space.margin, confidence=cfg.confidence,
-        failed=failed, pareto_front=front, history=history)
+        failed=failed, pareto_front=front, history=history, unit=unit)
 
 
 def score_all(score: Callable[[list[Arch]], np.ndarray]) -> np.ndarray:
