@@ -98,7 +98,8 @@ def devices(data_dir: str | None, as_json: bool) -> None:
         err.print("no devices: pass --data-dir DIR or set NASLOOP_DATA=DIR to list benchmark tables")
     t = Table(title="nasloop devices (latency in ms)")
     for c in ("name", "description", "source", "cells", "median", "min", "max"):
-        t.add_column(c, justify="right" if c in ("cells", "median", "min", "max") else "left")
+        t.add_column(c, justify="right" if c in ("cells", "median", "min", "max") else "left",
+                     overflow="fold")
     for r in rows:
         t.add_row(r["name"], r["description"], r["source"].split("/")[-1], str(r["cells"]),
                   fmt(r["median_ms"]), fmt(r["min_ms"]), fmt(r["max_ms"]))
@@ -141,7 +142,7 @@ def lookup(device: str, data_dir: str | None, skip_bad_rows: bool, archs: tuple[
         print_json(rows)
         return
     t = Table(title=f"{table.name}: true latency")
-    t.add_column("arch")
+    t.add_column("arch", overflow="fold")  # the answer: never cut
     t.add_column("latency ms", justify="right")
     keys = list(DATASETS) if acc is not None else []
     for k in keys:
@@ -403,7 +404,7 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
         print_json(rows)
     elif not csv_path:
         t = Table(title=f"predicted latency ({pred.name}, device {pred.fit_info_.get('device', '?')})")
-        t.add_column("arch")
+        t.add_column("arch", overflow="fold")  # the answer: never cut
         t.add_column("latency ms", justify="right")
         for r in rows[:200]:
             t.add_row(r["arch"], fmt(r["latency_ms"]))

@@ -102,8 +102,9 @@ def _measured_description(csv_path: Path) -> str:
     try:
         meta = json.loads(side.read_text())
         return (f"measured by nasloop: {meta.get('device_model', '?')}, batch {meta.get('batch', '?')}, "
-                f"{meta.get('threads', '?')} thread(s), torch {meta.get('torch', '?')}")
-    except (OSError, ValueError):
+                f"{meta.get('threads', '?')} thread(s), torch {meta.get('torch', '?')}, "
+                f"{meta.get('network', 'reference')} network")
+    except (OSError, ValueError, AttributeError):  # no sidecar, or not a JSON object
         return "measured by nasloop"
 
 

@@ -213,11 +213,11 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
                          str(path), lat)
     table.notes = [f"skipped {p}" for p in problems]
     if sidecar_network(path) == "deployable":
+        # not a warning: in the deployable form isomorphic cells are one network
         filled = fill_isomorphs(table.latency_ms)
         if filled:
-            table.notes.append(f"filled {filled} cell(s) from a measured isomorph: the "
-                               "sidecar says the deployable network was timed, and "
-                               "isomorphic cells are one network there")
+            table.description += (f" ({filled} cells filled from a timed isomorph: "
+                                  "deployable network)")
     return table
 
 

@@ -16,6 +16,7 @@ the predictor's ``state.json`` and reported in ``choice_``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,20 @@ def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Gene
     perm = rng.permutation(len(x))
     k = max(1, int(round(len(x) * float(fraction))))
     return ([x[i] for i in perm[k:]], y[perm[k:]]), ([x[i] for i in perm[:k]], y[perm[:k]])
+
+
+def _fit_member(p: Predictor, x: list[Arch], y: np.ndarray,
+                early_stop: Callable[[], tuple[tuple[list[Arch], np.ndarray],
+                                               tuple[list[Arch], np.ndarray]]],
+                progress: Callable | None) -> None:
+    """Fit ``p`` on ``(x, y)``: an iterative backend trains on ``early_stop()``'s first
+    part and early-stops on its second (cells it never trains on); others use every cell.
+    ``early_stop`` is called only for an iterative backend, so seeded draws stay put."""
+    if p.tags.get("iterative"):
+        rest, held = early_stop()
+        p.fit(*rest, val=held, progress=progress)
+    else:
+        p.fit(x, y)
 
 
 @register_predictor("auto")
@@ -132,10 +147,7 @@ class AutoPredictor(Predictor):
             t0 = time.perf_counter()
             sub = step(i, label)
             try:
-                if p.tags.get("iterative"):
-                    p.fit(*inner, val=stop, progress=sub)
-                else:
-                    p.fit(x, y)
+                _fit_member(p, x, y, lambda: (inner, stop), sub)
                 pv = p.predict(vx)
             except (ConfigError, KeyboardInterrupt):
                 raise
@@ -171,11 +183,8 @@ class AutoPredictor(Predictor):
         for label in members if self.refit else []:
             p = self._make(label)
             try:
-                if p.tags.get("iterative"):
-                    rest, held = _hold_out(all_x, all_y, self.holdout, rng)
-                    p.fit(*rest, val=held, progress=step(len(specs), f"{label} (refit)"))
-                else:
-                    p.fit(all_x, all_y)
+                _fit_member(p, all_x, all_y, lambda: _hold_out(all_x, all_y, self.holdout, rng),
+                            step(len(specs), f"{label} (refit)"))
             except (ConfigError, KeyboardInterrupt):
                 raise
             except Exception as e:  # keep the member as chosen; say why

@@ -37,7 +37,8 @@ def result_table(res: SearchResult) -> Table:
         caption += "\nFAILED: no finalist truly meets the budget"
     t = Table(title=title, caption=caption)
     for c in ("", "arch", score, "predicted ms", "true ms", "verdict"):
-        t.add_column(c, justify="right" if c in (score, "predicted ms", "true ms") else "left")
+        t.add_column(c, justify="right" if c in (score, "predicted ms", "true ms") else "left",
+                     overflow="fold")  # the answer and the verdict are never cut
     for c in res.finalists:
         chosen = res.best is not None and c.arch == res.best.arch
         verdict = "false positive" if c.false_positive else "meets budget"
@@ -65,11 +66,11 @@ def _targets_table(res: SearchResult) -> Table:
         caption += "\nFAILED: no finalist truly meets every budget"
     t = Table(title=title, caption=caption)
     t.add_column("")
-    t.add_column("arch")
+    t.add_column("arch", overflow="fold")  # the answer: never cut
     t.add_column(score, justify="right")
     for tg in res.targets:
         t.add_column(f"{tg['device']} <= {tg['budget_ms']:g} ms\ntrue (predicted)", justify="right")
-    t.add_column("verdict")
+    t.add_column("verdict", overflow="fold")
 
     def cells(rows: list[dict]) -> list[str]:
         return [f"{fmt(r['true_ms'])} ({fmt(r['predicted_ms'])})" for r in rows]
