@@ -463,18 +463,28 @@ def evaluate(devices_, data_dir, names, train, val, split_kind, seeds, split_see
     n = len(protocol.runs())
     t = Table(title=f"test metrics, mean ± std (ddof=1) over {n} run(s), {split_kind} split, "
                     f"{train} training cells")
-    for c in ("device", "predictor", "acc_1", "acc_5", "acc_10", "spearman", "mape", "fit s",
-              "predict s", "failed"):
-        t.add_column(c, justify="left" if c in ("device", "predictor") else "right")
+    failures = any(r["failures"] for r in results)
+    if not failures:
+        t.caption = "no fit failed"
+    cols = ["device / predictor", "acc_1", "acc_5", "acc_10", "spearman", "mape", "fit s",
+            "pred s"] + (["failed"] if failures else [])
+    for c in cols:  # one row per device, its predictors under it; a std under its mean
+        t.add_column(c, justify="left" if c == cols[0] else "right", overflow="fold")
+    device = None
     for r in results:
         mu, sd = r["mean"], r["std"]
+        if r["device"] != device:
+            device = r["device"]
+            t.add_row(f"[bold]{device}[/bold]", *[""] * (len(cols) - 1),
+                      end_section=False)
 
         def cell(k, nd=1):
             m, s_ = mu.get(k, float("nan")), sd.get(k, float("nan"))
-            return f"{m:.{nd}f}" + ("" if s_ != s_ else f" ± {s_:.{nd}f}")
-        t.add_row(r["device"], r["predictor"], cell("acc_1"), cell("acc_5"), cell("acc_10"),
+            return f"{m:.{nd}f}" + ("" if s_ != s_ else f"\n±{s_:.{nd}f}")
+        t.add_row(f"  {r['predictor']}", cell("acc_1"), cell("acc_5"), cell("acc_10"),
                   cell("spearman", 3), cell("mape", 2), fmt(mu.get("fit_seconds"), 1),
-                  fmt(mu.get("predict_seconds"), 3), str(r["failures"]))
+                  fmt(mu.get("predict_seconds"), 3),
+                  *([str(r["failures"])] if failures else []))
     out.print(t)
 
 

@@ -241,21 +241,43 @@ def test_fit_on_every_cell_warns_that_no_metrics_are_left(tmp_path):
     assert r.exit_code == 0 and "no test cells are left" in r.stderr
 
 
-def test_fit_predictor_table_is_readable_at_80_columns():
+def _at_columns(width: int, *args: str) -> str:
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(root)}
-    r = subprocess.run([sys.executable, "-m", "nasloop", "fit-predictor", "-d", "desktop_gpu",
-                        "-p", "linear"], capture_output=True, text=True, env=env, timeout=120)
+    env = {**os.environ, "COLUMNS": str(width), "PYTHONPATH": str(root)}
+    r = subprocess.run([sys.executable, "-m", "nasloop", *args], capture_output=True,
+                       text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
-    assert all(len(ln) <= 80 for ln in lines)
+    assert all(len(ln) <= width for ln in r.stdout.splitlines())
     assert "…" not in r.stdout  # nothing cut: names and numbers whole
+    return r.stdout
+
+
+def _column(text: str, k: int) -> str:
+    """Column ``k`` of a rich table's body, its folded cells joined again."""
+    return "".join(ln.split("│")[k].strip() for ln in text.splitlines() if ln.count("│") > 3)
+
+
+def test_fit_predictor_table_is_readable_at_80_columns():
+    lines = _at_columns(80, "fit-predictor", "-d", "desktop_gpu", "-p", "linear").splitlines()
     row = next(ln for ln in lines if "linear" in ln and "│" in ln)
     assert "51.3" in row  # acc_10 of linear on desktop_gpu, seed 0, printed in full
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_search_and_evaluate_tables_are_whole_at_80_and_200_columns(width):
+    args = ["search", "-d", "desktop_cpu", "-b", "5ms", "-d", "desktop_gpu", "-b", "4ms",
+            "--oracle", "true", "--trials", "20"]
+    res = json.loads(run(*args, "--json").stdout)
+    text = _at_columns(width, *args)
+    assert res["best"]["arch"] + res["optimum"]["arch"] == _column(text, 2)  # arch never cut
+    text = _at_columns(width, "evaluate", "-d", "desktop_gpu,help_titanx_bs32",
+                       "-p", "linear", "--seeds", "2")
+    assert _column(text, 1) == "desktop_gpulinearhelp_titanx_bs32linear"
+    assert "50.6" in text and "±1.0" in text  # linear's acc_10 on desktop_gpu, 2 seeds
 
 
 @pytest.mark.parametrize("network, n", [("deployable", 6466), ("reference", 15625)])
