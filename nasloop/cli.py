@@ -354,7 +354,7 @@ def predictors(as_json: bool) -> None:
         return
     t = Table(title="latency predictors")
     for c in ("name", "summary", "class"):
-        t.add_column(c)
+        t.add_column(c, overflow="fold")  # a class path is cut nowhere
     for r in rows:
         t.add_row(r["name"], r["summary"], r["class"])
     out.print(t)
