@@ -327,10 +327,11 @@ def _choice_table(choice: dict) -> Table:
     t = Table(title=f"auto: validation scores on {choice['val_cells']} cells "
                     f"(lower log-loss is better)")
     for c in ("candidate", "backend", "val log-loss", "val acc_5", "val acc_10", "fit s", "chosen"):
-        t.add_column(c, justify="left" if c in ("candidate", "backend") else "right")
+        t.add_column(c, justify="left" if c in ("candidate", "backend") else "right",
+                     overflow="fold")
     for label, r in choice["tried"].items():
         if r.get("failed"):
-            t.add_row(label, r["backend"], "failed", "", "", "", r["failed"][:40])
+            t.add_row(label, r["backend"], "failed", "", "", "", r["failed"])
             continue
         t.add_row(label, r["backend"], f"{r['val_log_loss']:.4f}", fmt(r["val_acc_5"], 1),
                   fmt(r["val_acc_10"], 1), f"{r['fit_seconds']:.1f}",
