@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..console import _clean, fmt
 from ..data.accuracy import DATASETS
-from .study import SearchResult
+from .study import Candidate, SearchResult
 
 
 def _score_label(res: SearchResult) -> str:
@@ -25,70 +25,61 @@ def cost_line(res: SearchResult) -> str:
 
 
 def result_table(res: SearchResult) -> Table:
-    if res.unit == "load":
-        return _targets_table(res)
-    score = _score_label(res)
-    margin = (f", {res.confidence:g}-confidence margin x{res.margin:.3f}"
-              if res.confidence is not None else "")
-    title = (f"{res.device}: budget {res.budget_ms:g} ms, oracle {res.oracle}{margin}, "
-             f"sampler {res.sampler}, {res.feasible_networks:,} feasible networks")
+    """The finalists, most accurate first, and the optimum; several targets get a latency
+    column per device (true and predicted ms) instead of one pair of columns."""
+    several = res.unit == "load"
+    if several:
+        margin = f", {res.confidence:g}-confidence margins" if res.confidence is not None else ""
+        title = (f"{len(res.targets)} targets: oracle {res.oracle}{margin}, sampler "
+                 f"{res.sampler}, {res.feasible_networks:,} networks feasible on all")
+        heads = [f"{tg['device']} <= {tg['budget_ms']:g} ms\ntrue (predicted)"
+                 for tg in res.targets]
+    else:
+        margin = (f", {res.confidence:g}-confidence margin x{res.margin:.3f}"
+                  if res.confidence is not None else "")
+        title = (f"{res.device}: budget {res.budget_ms:g} ms, oracle {res.oracle}{margin}, "
+                 f"sampler {res.sampler}, {res.feasible_networks:,} feasible networks")
+        heads = ["predicted ms", "true ms"]
     caption = f"objective: {res.objective_description}\n{cost_line(res)}"
     if res.failed:
-        caption += "\nFAILED: no finalist truly meets the budget"
-    t = Table(title=title, caption=caption)
-    for c in ("", "arch", score, "predicted ms", "true ms", "verdict"):
-        t.add_column(c, justify="right" if c in (score, "predicted ms", "true ms") else "left",
-                     overflow="fold")  # the answer and the verdict are never cut
-    for c in res.finalists:
-        chosen = res.best is not None and c.arch == res.best.arch
-        verdict = "false positive" if c.false_positive else "meets budget"
-        if c.true_latency_ms is None:  # absent from the table: neither true nor false
-            verdict = "not verified (absent from the table)"
-        t.add_row("★" if chosen else "", c.arch, fmt(c.accuracy, 2), fmt(c.predicted_latency_ms),
-                  fmt(c.true_latency_ms), verdict)
-    if res.optimum:
-        label = f"regret {res.regret:.2f}" if res.regret is not None else ""
-        if res.failed and res.regret is not None:
-            label += " (failed: scored as the worst feasible cell)"
-        t.add_row("opt", res.optimum["arch"], fmt(res.optimum["accuracy"], 2), "",
-                  fmt(res.optimum["true_latency_ms"]), label)
-    return t
-
-
-def _targets_table(res: SearchResult) -> Table:
-    """Several targets: each finalist's true (predicted) ms on every device."""
-    score = _score_label(res)
-    margin = (f", {res.confidence:g}-confidence margins" if res.confidence is not None else "")
-    title = (f"{len(res.targets)} targets: oracle {res.oracle}{margin}, sampler {res.sampler}, "
-             f"{res.feasible_networks:,} networks feasible on all")
-    caption = f"objective: {res.objective_description}\n{cost_line(res)}"
-    if res.failed:
-        caption += "\nFAILED: no finalist truly meets every budget"
+        caption += ("\nFAILED: no finalist truly meets "
+                    + ("every budget" if several else "the budget"))
     t = Table(title=title, caption=caption)
     t.add_column("")
-    t.add_column("arch", overflow="fold")  # the answer: never cut
-    t.add_column(score, justify="right")
-    for tg in res.targets:
-        t.add_column(f"{tg['device']} <= {tg['budget_ms']:g} ms\ntrue (predicted)", justify="right")
+    t.add_column("arch", overflow="fold")  # the answer and the verdict are never cut
+    t.add_column(_score_label(res), justify="right")
+    for h in heads:
+        t.add_column(h, justify="right")
     t.add_column("verdict", overflow="fold")
-
-    def cells(rows: list[dict]) -> list[str]:
-        return [f"{fmt(r['true_ms'])} ({fmt(r['predicted_ms'])})" for r in rows]
-
     for c in res.finalists:
         chosen = res.best is not None and c.arch == res.best.arch
-        over = [r["device"] for r in c.per_device if r["meets_budget"] is False]
-        unknown = [r["device"] for r in c.per_device if r["meets_budget"] is None]
-        verdict = ("over on " + ", ".join(over) if over else
-                   "not verified on " + ", ".join(unknown) if unknown else "meets every budget")
-        t.add_row("★" if chosen else "", c.arch, fmt(c.accuracy, 2), *cells(c.per_device), verdict)
+        t.add_row("★" if chosen else "", c.arch, fmt(c.accuracy, 2), *_latencies(c, several),
+                  _verdict(c, several))
     if res.optimum:
         label = f"regret {res.regret:.2f}" if res.regret is not None else ""
         if res.failed and res.regret is not None:
             label += " (failed: scored as the worst feasible cell)"
-        t.add_row("opt", res.optimum["arch"], fmt(res.optimum["accuracy"], 2),
-                  *[fmt(r["true_ms"]) for r in res.optimum.get("per_device", [])], label)
+        lat = ([fmt(r["true_ms"]) for r in res.optimum.get("per_device", [])] if several
+               else ["", fmt(res.optimum["true_latency_ms"])])
+        t.add_row("opt", res.optimum["arch"], fmt(res.optimum["accuracy"], 2), *lat, label)
     return t
+
+
+def _latencies(c: Candidate, several: bool) -> list[str]:
+    if several:
+        return [f"{fmt(r['true_ms'])} ({fmt(r['predicted_ms'])})" for r in c.per_device]
+    return [fmt(c.predicted_latency_ms), fmt(c.true_latency_ms)]
+
+
+def _verdict(c: Candidate, several: bool) -> str:
+    if several:
+        over = [r["device"] for r in c.per_device if r["meets_budget"] is False]
+        unknown = [r["device"] for r in c.per_device if r["meets_budget"] is None]
+        return ("over on " + ", ".join(over) if over else
+                "not verified on " + ", ".join(unknown) if unknown else "meets every budget")
+    if c.true_latency_ms is None:  # absent from the table: neither true nor false
+        return "not verified (absent from the table)"
+    return "false positive" if c.false_positive else "meets budget"
 
 
 def write_outputs(res: SearchResult, folder: str | Path) -> None:
