@@ -21,6 +21,7 @@ from rich.table import Table
 
 from nasloop.console import err, out, progress
 from nasloop.data import load_accuracy, load_device
+from nasloop.errors import ConfigError
 from nasloop.search import SearchConfig, Target, get_oracle, run_multi_search
 
 
@@ -50,8 +51,13 @@ def main() -> None:
                     budgets = [float(np.nanpercentile(t.latency_ms, q)) for t in tables]
                     targets = [Target(t, b, o) for t, b, o in zip(tables, budgets, fitted)]
                     for seed in range(a.seeds):
-                        res = run_multi_search(targets, acc, SearchConfig(trials=a.trials,
-                                                                          seed=seed))
+                        try:
+                            res = run_multi_search(targets, acc, SearchConfig(trials=a.trials,
+                                                                              seed=seed))
+                        except ConfigError as e:  # no cell meets both budgets: say so, go on
+                            err.print(f"{'+'.join(names)} q{q:g}: {e}")
+                            bar.update(task, advance=1)
+                            continue
                         over = bool(res.best and not all(r["meets_budget"]
                                                          for r in res.best.per_device))
                         row = {"pair": "+".join(names), "oracle": oracle, "quantile": q,

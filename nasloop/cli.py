@@ -5,6 +5,7 @@ import os
 import sys
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -476,13 +477,12 @@ def evaluate(devices_, data_dir, names, train, val, split_kind, seeds, split_see
         mu, sd = r["mean"], r["std"]
         if r["device"] != device:
             device = r["device"]
-            t.add_row(f"[bold]{device}[/bold]", *[""] * (len(cols) - 1),
-                      end_section=False)
+            t.add_row(f"[bold]{escape(device)}[/bold]", *[""] * (len(cols) - 1))
 
         def cell(k, nd=1):
             m, s_ = mu.get(k, float("nan")), sd.get(k, float("nan"))
             return f"{m:.{nd}f}" + ("" if s_ != s_ else f"\n±{s_:.{nd}f}")
-        t.add_row(f"  {r['predictor']}", cell("acc_1"), cell("acc_5"), cell("acc_10"),
+        t.add_row(f"  {escape(r['predictor'])}", cell("acc_1"), cell("acc_5"), cell("acc_10"),
                   cell("spearman", 3), cell("mape", 2), fmt(mu.get("fit_seconds"), 1),
                   fmt(mu.get("predict_seconds"), 3),
                   *([str(r["failures"])] if failures else []))
@@ -605,6 +605,10 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         if workers or report or as_worker:
             raise click.UsageError("--workers and --report serve one --device; for several "
                                    "targets run one search (its --storage resumes it)")
+        if oracle and oracle != "true" and os.path.exists(oracle):
+            raise click.UsageError(f"--oracle {oracle}: a saved predictor answers for the one "
+                                   "device it was fitted on; with several --device give a "
+                                   "predictor name (fitted on each device) or 'true'")
     if oracle is not None and not oracle.strip():
         raise click.BadParameter("'' is empty: give 'true', a saved predictor folder or a "
                                  "predictor name, or leave --oracle out for the default",
@@ -657,7 +661,8 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                               params, cache_dir, no_cache, user, objective, sampler, mode,
                               SearchConfig(objective=objective, trials=trials, sampler=sampler,
                                            mode=mode, seed=seed, top=top, confidence=confidence,
-                                           storage=storage, study_name=study_name))
+                                           storage=storage, study_name=study_name,
+                                           heartbeat=heartbeat))
     else:
         table = load_device_cli(device, data_dir, skip_bad_rows)
         acc = user if user is not None else load_accuracy(data_dir, required=True)

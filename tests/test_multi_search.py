@@ -89,3 +89,45 @@ def test_cli_several_targets_json_and_refusals(tmp_path):
     assert r.exit_code == 1 and "no cell can meet" in r.stderr and len(r.stderr.splitlines()) == 1
     r = _run("search", "-d", "desktop_cpu", "-b", "5ms", "-d", "nosuchdev", "-b", "5ms")
     assert r.exit_code != 0 and "nosuchdev" in r.stderr and "Traceback" not in r.output
+
+
+def test_several_targets_with_margins_pareto_storage_and_a_csv_device(two, tmp_path):
+    cpu, gpu, acc = two
+    oc = get_oracle("linear", cpu, train=300, seed=0, cache_dir=tmp_path)
+    og = get_oracle("linear", gpu, train=300, seed=0, cache_dir=tmp_path)
+    targets = [Target(cpu, 5.0, oc), Target(gpu, 4.0, og)]
+    plain = run_multi_search(targets, acc, SearchConfig(trials=10, seed=0))
+    safe = run_multi_search(targets, acc, SearchConfig(trials=10, seed=0, confidence=0.9))
+    margins = [t["margin"] for t in safe.targets]
+    assert all(m > 1 for m in margins) and safe.margin == max(margins)
+    assert safe.feasible_networks < plain.feasible_networks  # margins shrink the set
+    front = run_multi_search(targets, acc, SearchConfig(trials=15, seed=0, mode="pareto"))
+    assert front.pareto_front and front.unit == "load"
+    # a stored study resumes with the same targets and refuses other budgets
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    run_multi_search(targets, acc, SearchConfig(trials=5, seed=0, storage=url))
+    more = run_multi_search(targets, acc, SearchConfig(trials=8, seed=0, storage=url))
+    assert more.trials == 8
+    with pytest.raises(ConfigError, match="desktop_gpu<=3ms"):
+        run_multi_search([targets[0], Target(gpu, 3.0, og)], acc,
+                         SearchConfig(trials=8, seed=0, storage=url))
+    # a user's CSV is a target like any other; a finalist it lacks is "not verified"
+    keep = np.flatnonzero(gpu.measured)[::2]
+    f = tmp_path / "half.csv"
+    f.write_text("arch,latency_ms\n" + "".join(
+        f"{a},{gpu.latency_ms[i]}\n" for i, a in zip(keep, gpu.cells()[::2])))
+    half = load_device(str(f))
+    res = run_multi_search([Target(cpu, 5.0, TableOracle(cpu)), Target(half, 4.0, og)], acc,
+                           SearchConfig(trials=30, seed=0))
+    for c in res.finalists:
+        got = c.per_device[1]
+        assert (got["true_ms"] is None) == (got["meets_budget"] is None) == (c.arch not in half)
+
+
+def test_cli_refuses_one_saved_predictor_for_several_devices(tmp_path):
+    saved = tmp_path / "lin"
+    r = _run("fit-predictor", "-d", "desktop_cpu", "-p", "linear", "--out", str(saved))
+    assert r.exit_code == 0, r.output
+    r = _run("search", "-d", "desktop_cpu", "-b", "5ms", "-d", "desktop_gpu", "-b", "4ms",
+             "--oracle", str(saved))
+    assert r.exit_code == 2 and "answers for the one device" in r.stderr

@@ -270,10 +270,10 @@ def test_the_study_records_the_finalists_true_latencies_for_the_dashboard(table,
     by_number = {t.number: t for t in complete}
     for r, c in zip(rows, res.finalists):
         assert by_number[r["trial"]].user_attrs["arch"] == r["arch"]  # the trial that ran it
-        assert r["true_latency_ms"] == pytest.approx(table.get(c.arch))
+        assert r["true_latency"] == pytest.approx(table.get(c.arch)) and r["unit"] == "ms"
         assert r["meets_budget"] == (table.get(c.arch) <= BUDGET)
         assert by_number[r["trial"]].user_attrs["latency_ms"] == pytest.approx(
-            r["predicted_latency_ms"])
+            r["predicted_latency"])
     try:
         from optuna_dashboard._note import get_note_from_system_attrs
     except ImportError:
@@ -281,4 +281,11 @@ def test_the_study_records_the_finalists_true_latencies_for_the_dashboard(table,
     note = get_note_from_system_attrs(study._storage.get_study_system_attrs(study._study_id),
                                       None)["body"]
     for r in rows:
-        assert r["arch"] in note and f"{r['true_latency_ms']:.3f}" in note
+        assert r["arch"] in note and f"{r['true_latency']:.3f}" in note
+    # a note the user wrote on the study page is never replaced
+    from optuna_dashboard import save_note
+    save_note(study, "my own notes")
+    run_search(table, BUDGET, Optimist(table), obj, trials=41, objective=obj.label,
+               sampler="random", seed=1, storage=url, study_name=name, top=5)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert get_note_from_system_attrs(attrs, None)["body"] == "my own notes"

@@ -30,6 +30,9 @@ class LatencyTable:
     source: str
     latency_ms: np.ndarray  # shape (15625,), NaN where not measured
     notes: list[str] = field(default_factory=list)
+    #: the cells actually timed, where ``latency_ms`` also answers their isomorphs
+    #: (a deployable table: one network per class); None: every answer was timed
+    timed: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.latency_ms = np.asarray(self.latency_ms, dtype=np.float64)
@@ -38,8 +41,14 @@ class LatencyTable:
 
     @property
     def measured(self) -> np.ndarray:
-        """Boolean mask of measured cells."""
-        return ~np.isnan(self.latency_ms)
+        """Boolean mask of measured (timed) cells: what splits draw train and test from.
+
+        In a deployable table the isomorphs of a timed cell answer too (``get``,
+        ``lookup``) but are not counted here, so no copy of a training network is ever a
+        test cell.
+        """
+        known = ~np.isnan(self.latency_ms)
+        return known if self.timed is None else known & self.timed
 
     def __len__(self) -> int:
         return int(self.measured.sum())
@@ -214,8 +223,10 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
     table.notes = [f"skipped {p}" for p in problems]
     if sidecar_network(path) == "deployable":
         # not a warning: in the deployable form isomorphic cells are one network
+        timed = ~np.isnan(table.latency_ms)
         filled = fill_isomorphs(table.latency_ms)
         if filled:
+            table.timed = timed
             table.description += (f" ({filled} cells filled from a timed isomorph: "
                                   "deployable network)")
     return table

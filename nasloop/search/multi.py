@@ -89,6 +89,10 @@ def check_targets(pairs: Sequence[Pair]) -> LatencyTable:
         worst = ", ".join(f"{table.name} {table.latency_ms[i]:.3f} ms" for table, _ in pairs)
         raise ConfigError(f"no cell meets every budget ({targets_label(pairs)}); the closest "
                           f"is {arch_from_index(i)} ({worst}); give larger budgets")
+    if np.all(joint.latency_ms[joint.measured] <= 1.0):
+        raise ConfigError(f"every cell measured on all of {', '.join(names)} meets every "
+                          f"budget ({targets_label(pairs)}), so they constrain nothing "
+                          "together; give smaller budgets")
     return joint
 
 
@@ -112,26 +116,29 @@ def run_multi_search(targets: Sequence[Target],
     oracle = LoadOracle(targets, margins)
     label = targets_label(pairs)
     res = run_search(joint, 1.0, oracle, accuracy, dataclasses.replace(cfg, confidence=None),
-                     on_trial=on_trial, device_name=label, unit="load")
+                     on_trial=on_trial, device_name=label, unit="load",
+                     per_device=lambda arch: _per_device(targets, arch))
     res.confidence = cfg.confidence
     res.margin = max(margins)
     res.targets = [{"device": t.table.name, "budget_ms": t.budget_ms, "oracle": t.oracle.name,
                     "margin": m} for t, m in zip(targets, margins)]
-    for c in res.finalists:
-        c.per_device = _per_device(targets, c.arch)
-    if res.best is not None:
-        res.best.per_device = _per_device(targets, res.best.arch)
     if res.optimum is not None:
         res.optimum["per_device"] = _per_device(targets, res.optimum["arch"])
     res.true_checks *= len(targets)
     res.oracle_calls = NUM_CELLS * len(targets)
     if res.failed and res.finalists:
+        unverified = sorted({r["device"] for c in res.finalists for r in c.per_device
+                             if r["meets_budget"] is None})
         res.message = (f"none of the {len(res.finalists)} finalists (--top {cfg.top}) meets "
-                       f"every budget on its own device ({label}); try --confidence 0.95, a "
-                       "better oracle, or a larger --top")
+                       f"every budget on its own device ({label})"
+                       + (f"; some could not be verified: absent from the table of "
+                          f"{', '.join(unverified)}" if unverified else "")
+                       + "; try --confidence 0.95, a better oracle, or a larger --top")
     elif res.failed and not res.feasible_networks:
-        res.message = (f"the oracles call no cell within every budget ({label}); give larger "
-                       "budgets")
+        res.message = (f"the oracles call no cell within every budget ({label}"
+                       + (f", with the {cfg.confidence:g}-confidence margins" if
+                          cfg.confidence is not None else "") + "); give larger budgets"
+                       + (" or a lower --confidence" if cfg.confidence is not None else ""))
     return res
 
 

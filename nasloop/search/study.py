@@ -253,6 +253,7 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
                validator: LatencyOracle | None = None,
                on_trial: Callable[[int, int, dict], None] | None = None,
                device_name: str | None = None, unit: str = "ms",
+               per_device: Callable[[str], list[dict]] | None = None,
                **settings: object) -> SearchResult:
     """Search the network maximising ``accuracy`` under ``latency <= budget_ms``.
 
@@ -263,7 +264,8 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
     at most ``config.top`` of them; if none does, the result is ``failed``. ``accuracy``
     is the accuracy table or any callable (e.g. a zero-cost proxy) mapping cells to
     scores. Keyword ``settings`` override fields of ``config`` (``trials=50``). ``unit``
-    says what the oracle's answers and the budget are in (``"load"`` for several targets).
+    says what the oracle's answers and the budget are in (``"load"`` for several targets),
+    and ``per_device(arch)`` (several targets) describes a finalist on every device.
     """
     cfg = dataclasses.replace(config or SearchConfig(), **settings)
     cfg.check(isinstance(accuracy, AccuracyTable))
@@ -320,7 +322,7 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
         return score_all(score)
 
     res = _summarise(study, table, space, oracle, validator, acc_of, scores_everywhere, cfg,
-                     interrupted, unit)
+                     interrupted, unit, device_label, per_device)
     res.oracle_calls = len(latency_all)
     res.device = device_label
     return res
@@ -387,7 +389,8 @@ def _optimize(study: optuna.Study, space: FeasibleSpace, acc_of: Callable[[Arch]
 def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleSpace,
                oracle: LatencyOracle, validator: LatencyOracle, acc_of: Callable[[Arch], float],
                scores_everywhere: Callable[[], np.ndarray | None], cfg: SearchConfig,
-               interrupted: bool, unit: str = "ms") -> SearchResult:
+               interrupted: bool, unit: str = "ms", device_label: str = "the device",
+               per_device: Callable[[str], list[dict]] | None = None) -> SearchResult:
     budget_ms, top = space.budget_ms, cfg.top
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     history, seen, trial_of = [], {}, {}
@@ -408,14 +411,14 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
         known = not math.isnan(true)  # a cell absent from the table cannot be verified
         ok = known and true <= budget_ms
         c = Candidate(str(a), acc, lat, true if known else None, True,
-                      ok if known else None, known and not ok)
+                      ok if known else None, known and not ok,
+                      per_device(str(a)) if per_device is not None else [])
         finalists.append(c)
         if ok:
             best = c
             break
     checked = len(finalists)
-    record_true_checks(study, finalists, trial_of, budget_ms,
-                       table.name if table is not None else "the device", unit)
+    record_true_checks(study, finalists, trial_of, budget_ms, device_label, unit)
     optimum = None
     everywhere = scores_everywhere() if table is not None else None
     if everywhere is not None:
