@@ -81,6 +81,8 @@ def test_cli_several_targets_json_and_refusals(tmp_path):
     assert res["device"] == "desktop_cpu<=5ms+desktop_gpu<=4ms"
     assert all(row["meets_budget"] for row in res["best"]["per_device"])
     assert (tmp_path / "o" / "search.png").is_file()
+    head = (tmp_path / "o" / "trials.csv").read_text().splitlines()[0]
+    assert head == "number,arch,accuracy,predicted_load"  # not ms: latency/budget
     r = _run("search", "-d", "desktop_cpu", "-b", "5ms", "-d", "desktop_gpu", "--oracle", "true")
     assert r.exit_code == 2 and "one --budget per --device" in r.stderr
     r = _run("search", "-d", "desktop_cpu", "-b", "5ms", "-d", "cpu", "-b", "5ms")
