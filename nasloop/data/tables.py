@@ -227,8 +227,7 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
         filled = fill_isomorphs(table.latency_ms)
         if filled:
             table.timed = timed
-            table.description += (f" ({filled} cells filled from a timed isomorph: "
-                                  "deployable network)")
+            table.description += f" ({filled:,} more cells answered by a timed isomorph)"
     return table
 
 

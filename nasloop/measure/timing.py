@@ -75,8 +75,10 @@ class TimingProtocol:
     disturbed by other processes (interference only ever adds time). On this project's
     2-vCPU VM two runs over 40 cells agreed within 10 % for 92 % of cells with the minimum
     of 3 x 10 runs and 48 % with their median (docs/results.md, "Measurements that hold
-    still"). Cells whose rounds disagree by more than ``remeasure_pct`` (the spread of the
-    per-round statistic) get ``rounds`` more. Threads are pinned (and restored afterwards).
+    still"). With ``remeasure_pct`` set, cells whose rounds disagree by more than that (the
+    spread of the per-round statistic) get ``rounds`` more; off by default: on this VM the
+    minimum of one round's 7 runs varies by 30-40 % between rounds, so a 10 % rule re-timed
+    nearly every cell, doubling the cost for no better agreement (docs/results.md). Threads are pinned (and restored afterwards).
     ``rounds=1, repeats=50, warmup=10, statistic="median"`` is the protocol of tables
     measured before it.
     """
@@ -87,7 +89,7 @@ class TimingProtocol:
     repeats: int = 7
     warmup: int = 1
     threads: int = 1
-    remeasure_pct: float = 10.0
+    remeasure_pct: float | None = None
     block: int = 50
     statistic: str = "min"
     seed: int = 0
@@ -97,8 +99,9 @@ class TimingProtocol:
         for name in ("batch", "rounds", "repeats", "threads", "block"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"timing: {name} must be >= 1, got {getattr(self, name)!r}")
-        if int(self.warmup) < 0 or not float(self.remeasure_pct) > 0:
-            raise ConfigError("timing: warmup must be >= 0 and remeasure_pct > 0")
+        if int(self.warmup) < 0 or not (self.remeasure_pct is None
+                                         or float(self.remeasure_pct) > 0):
+            raise ConfigError("timing: warmup must be >= 0 and remeasure_pct > 0 (or None)")
         if self.statistic not in STATISTICS:
             raise ConfigError(f"timing: statistic must be one of {', '.join(STATISTICS)}, "
                               f"got {self.statistic!r}")
@@ -166,7 +169,8 @@ def measure_block(archs: Sequence[Arch], device: str = "cpu",
 
         rounds(list(range(len(archs))))
         rows = [_row(a, m, r, p) for a, m, r in zip(archs, per_round, runs)]
-        shaky = [i for i, row in enumerate(rows) if row["spread_pct"] > p.remeasure_pct]
+        shaky = ([] if p.remeasure_pct is None else
+                 [i for i, row in enumerate(rows) if row["spread_pct"] > p.remeasure_pct])
         if shaky:  # once more for the cells whose rounds disagree
             rounds(shaky)
             for i in shaky:
