@@ -151,6 +151,6 @@ def test_a_deployable_table_fills_each_class_from_its_measured_isomorphs(tmp_pat
         # would be a test cell the predictor has seen
         assert len(t) == 3 and set(t.cells()) == {archs[members[0]], archs[members[1]],
                                                   archs[lone]}
-        assert "filled" in t.description and not t.notes  # informs, warns of nothing
+        assert "answered by a timed isomorph" in t.description and not t.notes  # no warning
     else:  # the reference network (or unknown): isomorphs are other networks, not filled
-        assert len(t) == 3 and "filled" not in t.description
+        assert len(t) == 3 and "isomorph" not in t.description

@@ -97,6 +97,12 @@ def test_resume_with_other_settings_is_refused_naming_the_setting(cpu, data_dir,
     assert r2.trials == 12
 
 
+def test_a_repeated_budget_for_one_device_is_refused():
+    # several --budget pair with several --device; a second one for one device is a typo
+    r = run(*QUICK, "--budget", "5ms", "--trials", 3)
+    one_clean_line(r, 2, "1 --device but 2 --budget")
+
+
 def test_cli_refuses_a_mismatched_resume_before_fitting_the_oracle(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     r = run(*QUICK, "--trials", 5, "--storage", url)  # --study-name defaults to 'nasloop'
@@ -106,7 +112,8 @@ def test_cli_refuses_a_mismatched_resume_before_fitting_the_oracle(tmp_path):
             200, "--sampler", "random", "--trials", 8, "--storage", url, "--cache-dir", cache)
     one_clean_line(r, 1, "--oracle true", "--oracle linear", "--study-name")
     assert not cache.exists()  # refused before any fit
-    r = run(*QUICK, "--budget", "5ms", "--trials", 8, "--storage", url)
+    other = [("5ms" if a == "4ms" else a) for a in QUICK]
+    r = run(*other, "--trials", 8, "--storage", url)
     one_clean_line(r, 1, "--budget 4ms", "--budget 5ms")
     r = run(*QUICK, "--trials", 8, "--storage", url, "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["trials"] == 8
@@ -233,14 +240,16 @@ def test_finalists_absent_from_the_table_are_not_verified_not_false_positives(cp
     (("--budget", "1e9ms"), 1, ["1e+09ms", "constrains nothing", "between"]),
 ])
 def test_search_bad_inputs_one_line(args, code, needles):
-    r = run(*QUICK, "--trials", 3, *args)
+    base = QUICK if "--budget" not in args else [a for a in QUICK if a not in ("--budget", "4ms")]
+    r = run(*base, "--trials", 3, *args)
     one_clean_line(r, code, *needles)
 
 
 def test_search_checks_budget_and_storage_before_fitting(tmp_path):
     cache = tmp_path / "oracles"
-    for extra in (("--budget", "0.5ms"), ("--storage", "foo://bar"), ("--study-name", "s")):
-        r = run("search", "-d", "desktop_cpu", "--budget", "4ms", "--oracle", "linear",
+    for extra in (("--budget", "0.5ms"), ("--budget", "4ms", "--storage", "foo://bar"),
+                  ("--budget", "4ms", "--study-name", "s")):
+        r = run("search", "-d", "desktop_cpu", "--oracle", "linear",
                 "--train", 200, "--cache-dir", cache, *extra)
         one_clean_line(r, 1)
         assert not cache.exists()

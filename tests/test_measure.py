@@ -143,10 +143,14 @@ def test_shaky_cells_get_more_rounds(monkeypatch):
 
     cells = [a for a in all_archs() if a.is_connected()][:2]
     monkeypatch.setattr(timing, "time_module", fake)
-    rows = timing.measure_block(cells, "cpu", TimingProtocol(rounds=3, repeats=2, warmup=0))
+    rows = timing.measure_block(cells, "cpu", TimingProtocol(rounds=3, repeats=2, warmup=0,
+                                                             remeasure_pct=10.0))
     assert rows[0]["rounds"] == 6 and rows[0]["spread_pct"] > 10
     assert rows[1]["rounds"] == 3 and rows[1]["spread_pct"] == 0
     assert rows[1]["latency_ms"] == 1.0
+    visits.clear()  # the default protocol re-times nothing: every cell gets its 3 rounds
+    rows = timing.measure_block(cells, "cpu", TimingProtocol(rounds=3, repeats=2, warmup=0))
+    assert [r["rounds"] for r in rows] == [3, 3] and rows[0]["latency_ms"] == 1.0
 
 
 @pytest.mark.parametrize("network", ["deployable", "reference"])

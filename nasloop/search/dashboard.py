@@ -73,7 +73,7 @@ def note_markdown(rows: Sequence[dict], budget_ms: float, device: str) -> str:
 
 def record_true_checks(study: optuna.Study, finalists: Sequence[Candidate],
                        trial_of: Mapping[str, int], budget_ms: float, device: str,
-                       unit: str = "ms") -> None:
+                       unit: str = "ms", *, note: bool = True) -> None:
     """Store the true checks on the study; a storage that refuses only costs a warning.
 
     The dashboard note is written only where it is empty or nasloop's own: a note the
@@ -85,6 +85,8 @@ def record_true_checks(study: optuna.Study, finalists: Sequence[Candidate],
     try:
         if study.user_attrs.get(TRUE_CHECKS_ATTR) != rows:
             study.set_user_attr(TRUE_CHECKS_ATTR, rows)
+        if not note:
+            return
         try:
             from optuna_dashboard import save_note
             from optuna_dashboard._note import get_note_from_system_attrs

@@ -418,7 +418,10 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
             best = c
             break
     checked = len(finalists)
-    record_true_checks(study, finalists, trial_of, budget_ms, device_label, unit)
+    # the dashboard note only for a stored study (a dashboard can open it) and not on
+    # Ctrl-C: optuna-dashboard takes a second or more to import
+    record_true_checks(study, finalists, trial_of, budget_ms, device_label, unit,
+                       note=cfg.storage is not None and not interrupted)
     optimum = None
     everywhere = scores_everywhere() if table is not None else None
     if everywhere is not None:
