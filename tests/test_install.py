@@ -33,5 +33,8 @@ def test_a_wheel_in_a_fresh_venv_lists_the_measured_device(tmp_path):
     out = subprocess.run([str(py), "-m", "nasloop", "devices", "--json"], cwd=tmp_path,
                          env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    names = {d["name"] for d in json.loads(out.stdout)}
-    assert "measured_cpu_epyc_1t" in names
+    rows = {d["name"]: d for d in json.loads(out.stdout)}
+    assert "measured_cpu_epyc_1t" in rows
+    # the deployable whole-space table ships with its sidecar: one timing per network
+    assert rows["measured_cpu_epyc_1t_deployable"]["cells"] == 6466
+    assert "deployable network" in rows["measured_cpu_epyc_1t_deployable"]["description"]
