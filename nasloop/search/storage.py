@@ -151,6 +151,10 @@ def check_study(storage: str | None, study_name: str | None, settings: dict | No
     check_storage(storage)
     name = study_name or DEFAULT_STUDY_NAME
     db = sqlite_file(storage)
+    if db is not None and db.exists() and _sqlite_in_use(db):
+        # refused at once: reading a database another process writes without pause can
+        # wait on its locks for longer than that search takes
+        raise _in_use(storage)
     if settings is None or (db is not None and not db.exists()):
         return name  # nothing to resume yet (and no empty database file left behind)
     st = get_storage(storage)
@@ -161,6 +165,34 @@ def check_study(storage: str | None, study_name: str | None, settings: dict | No
     stored = st.get_study_user_attrs(sid).get(_SETTINGS_ATTR)
     _check_settings(stored, bool(st.get_all_trials(sid, deepcopy=False)), settings, storage, name)
     return name
+
+
+def _in_use(storage: str) -> ConfigError:
+    return ConfigError(f"--storage {storage} is in use by another nasloop search: SQLite "
+                       "serves one process; wait for it to finish, or share a study "
+                       "between processes with a server database URL "
+                       "(postgresql://... or mysql://...)")
+
+
+def _sqlite_in_use(db: Path) -> bool:
+    """Whether another process holds the study's one-process lock (see :func:`sqlite_lock`)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover  (Windows: no advisory file locks)
+        return False
+    lock_path = db.with_name(db.name + ".lock")
+    if not lock_path.exists():
+        return False
+    try:
+        with open(lock_path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
 
 
 @contextlib.contextmanager
@@ -189,10 +221,7 @@ def sqlite_lock(storage: str | None) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise ConfigError(f"--storage {storage} is in use by another nasloop search: SQLite "
-                              "serves one process; wait for it to finish, or share a study "
-                              "between processes with a server database URL "
-                              "(postgresql://... or mysql://...)") from None
+            raise _in_use(storage) from None
         try:
             yield
         finally:
