@@ -132,11 +132,20 @@ def test_study_without_recorded_settings_is_not_mixed(cpu, tmp_path):
 
 
 # ----------------------------------------------------------- Ctrl-C -------------------
+def _sigint_default() -> None:
+    """In the child: Ctrl-C acts by default even when this test runs in a background job
+    (a shell without job control starts those with SIGINT ignored, and a search told to
+    ignore Ctrl-C keeps doing so)."""
+    import signal as _signal
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+
+
 def _spawn_search(url: str, trials: int) -> subprocess.Popen:
     code = "import sys; from nasloop.cli import main; sys.argv[0] = 'nasloop'; main()"
     args = [*QUICK, "--trials", str(trials), "--storage", url, "--study-name", "s"]
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_default)
 
 
 def test_sigint_stops_search_keeps_trials_and_leaves_none_running(tmp_path):

@@ -61,10 +61,19 @@ run()
 """
 
 
+def _sigint_default() -> None:
+    """In the child: Ctrl-C acts by default even when this test runs in a background job
+    (a shell without job control starts those with SIGINT ignored, and a search told to
+    ignore Ctrl-C keeps doing so)."""
+    import signal as _signal
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+
+
 def _preload(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", PRELOADED, *args], cwd=cwd, env=_env(),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_default)
 
 
 def _go(proc: subprocess.Popen, *more: str) -> None:
