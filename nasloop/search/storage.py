@@ -15,6 +15,11 @@ from pathlib import Path
 
 import optuna
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (Windows: no advisory file locks)
+    fcntl = None  # type: ignore[assignment]
+
 from ..errors import ConfigError
 from .shared import DEFAULT_HEARTBEAT_S, check_journal, check_storage_file, is_shared, journal_path, shared_storage
 
@@ -174,20 +179,28 @@ def _in_use(storage: str) -> ConfigError:
                        "(postgresql://... or mysql://...)")
 
 
+def _lock_path(db: Path) -> Path:
+    """The file whose advisory lock a search holds for its SQLite study (:func:`sqlite_lock`)."""
+    return db.with_name(db.name + ".lock")
+
+
+def _try_lock(f) -> bool:
+    """Take the one-process lock of an open lock file without waiting; False if it is held."""
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
 def _sqlite_in_use(db: Path) -> bool:
     """Whether another process holds the study's one-process lock (see :func:`sqlite_lock`)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover  (Windows: no advisory file locks)
-        return False
-    lock_path = db.with_name(db.name + ".lock")
-    if not lock_path.exists():
+    lock_path = _lock_path(db)
+    if fcntl is None or not lock_path.exists():
         return False
     try:
         with open(lock_path, "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not _try_lock(f):
                 return True
             fcntl.flock(f, fcntl.LOCK_UN)
     except OSError:
@@ -203,14 +216,10 @@ def sqlite_lock(storage: str | None) -> Iterator[None]:
     and die on "database is locked". A second search is refused at once instead.
     """
     db = sqlite_file(storage)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover  (Windows: no advisory file locks)
-        fcntl = None  # type: ignore[assignment]
     if db is None or fcntl is None:
         yield
         return
-    lock_path = db.with_name(db.name + ".lock")
+    lock_path = _lock_path(db)
     try:
         f = open(lock_path, "a")
     except OSError as e:
@@ -218,10 +227,8 @@ def sqlite_lock(storage: str | None) -> Iterator[None]:
                           f"({e.strerror or e}); put the database in a folder you can "
                           "write") from None
     with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise _in_use(storage) from None
+        if not _try_lock(f):
+            raise _in_use(storage)
         try:
             yield
         finally:
