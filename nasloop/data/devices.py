@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import DataError, DeviceError
 from .accuracy import AccuracyTable, load_accuracy_csv
 from .tables import (LatencyTable, load_brpnas_pickle, load_csv_table, load_help_arch2idx,
-                     load_help_latency)
+                     load_help_latency, read_sidecar)
 
 DATA_ENV = "NASLOOP_DATA"
 #: tables nasloop measured itself, committed with the project
@@ -96,16 +96,12 @@ def measured_devices() -> list[Device]:
 
 
 def _measured_description(csv_path: Path) -> str:
-    import json
-
-    side = csv_path.with_suffix(".json")
-    try:
-        meta = json.loads(side.read_text())
-        return (f"measured by nasloop: {meta.get('device_model', '?')}, batch {meta.get('batch', '?')}, "
-                f"{meta.get('threads', '?')} thread(s), torch {meta.get('torch', '?')}, "
-                f"{meta.get('network', 'reference')} network")
-    except (OSError, ValueError, AttributeError):  # no sidecar, or not a JSON object
+    meta = read_sidecar(csv_path)
+    if meta is None:  # no sidecar, or not a JSON object
         return "measured by nasloop"
+    return (f"measured by nasloop: {meta.get('device_model', '?')}, batch {meta.get('batch', '?')}, "
+            f"{meta.get('threads', '?')} thread(s), torch {meta.get('torch', '?')}, "
+            f"{meta.get('network', 'reference')} network")
 
 
 def available_devices(data_dir: str | Path | None = None) -> list[Device]:

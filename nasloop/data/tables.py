@@ -231,20 +231,22 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
     return table
 
 
-def sidecar_network(path: Path) -> str | None:
-    """The network form recorded in a measured CSV's ``.json`` sidecar, if any.
-
-    ``nasloop measure`` writes one; a missing or unreadable sidecar means "unknown" and
-    the table is used as it is.
-    """
-    side = path.with_suffix(".json")
+def read_sidecar(csv_path: Path) -> dict | None:
+    """The JSON object in a measured CSV's ``.json`` sidecar (``nasloop measure`` writes
+    one); None when it is missing, unreadable or not an object."""
     try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
+        meta = json.loads(csv_path.with_suffix(".json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    if not isinstance(meta, dict):
-        return None
-    form = meta.get("network")
+    return meta if isinstance(meta, dict) else None
+
+
+def sidecar_network(path: Path) -> str | None:
+    """The network form recorded in a measured CSV's sidecar, if any.
+
+    A missing or unreadable sidecar means "unknown" and the table is used as it is.
+    """
+    form = (read_sidecar(path) or {}).get("network")
     return form if isinstance(form, str) else None
 
 
