@@ -13,7 +13,8 @@ test on all its other measured cells. Beside it, from the same K cells:
 * ``auto`` on 900 cells, read from the stored ``benchmarks/results/auto_random_*.jsonl``.
 
 Cells: ``transfer`` uses the model's informative cells (deterministic: one run) and also
-random cells (5 seeds); every other method uses the random cells.
+random cells (5 seeds); every other method uses the random cells. ``transfer_factors_*``
+is ``transfer`` with ``table_weight=0`` (its factor model alone, without the ridge view).
 
     python benchmarks/transfer.py --out benchmarks/results/transfer_lofo.jsonl
     python benchmarks/transfer.py --report benchmarks/results/transfer_lofo.jsonl \
@@ -109,8 +110,10 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
                 draws = [np.random.default_rng(s).choice(cand_idx, k, replace=False)
                          for s in range(seeds)]
                 chosen = informative_cells(k, cand, pretrained=path)
-                plan = [("transfer_informative", [np.array(sorted(arch_index(a) for a in chosen))])]
-                plan += [("transfer_random", draws), ("ridge_tables", draws)]
+                inf = [np.array(sorted(arch_index(a) for a in chosen))]
+                plan = [("transfer_informative", inf), ("transfer_random", draws),
+                        ("transfer_factors_informative", inf), ("transfer_factors_random", draws),
+                        ("ridge_tables", draws)]
                 plan += [(s, draws) for s in scratch]
                 for method, idx_list in plan:
                     if (dev, method, k) in done:
@@ -119,7 +122,8 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
                         test = np.setdiff1d(meas, idx)
                         t1 = time.perf_counter()
                         if method.startswith("transfer"):
-                            p = create_predictor("transfer", pretrained=str(path))
+                            p = create_predictor("transfer", pretrained=str(path), table_weight=(
+                                0.0 if method.startswith("transfer_factors") else 0.5))
                             p.fit([every[i] for i in idx], y[idx])
                             pred = p.predict([every[i] for i in test])
                         elif method == "ridge_tables":

@@ -104,3 +104,26 @@ def test_cli_pretrain_fit_and_measure_cells_for(tmp_path, data_dir, monkeypatch)
     assert r.exit_code == 0, r.output
     rows = [ln.split(",")[0] for ln in csv.read_text().splitlines()[1:]]
     assert set(rows) == chosen
+
+
+def test_ridge_view_blends_and_can_be_switched_off(tmp_path, sample, small_model):
+    """table_weight=0 is the factor model alone; a model saved without table components
+    (before the ridge view existed) still loads and predicts with the factor model."""
+    import dataclasses
+
+    from nasloop.errors import ConfigError
+    archs, y = sample
+    both = create_predictor("transfer", pretrained=str(small_model)).fit(archs[:30], y[:30])
+    alone = create_predictor("transfer", pretrained=str(small_model), table_weight=0).fit(
+        archs[:30], y[:30])
+    assert both.table_weights_ is not None and alone.table_weights_ is None
+    assert not np.allclose(both.predict(archs), alone.predict(archs))
+    pre = load_pretrained(small_model)
+    old = save_pretrained(type(pre)(dataclasses.replace(pre.model, table_factors=None), pre.meta),
+                          tmp_path / "old.npz")
+    legacy = create_predictor("transfer", pretrained=str(old)).fit(archs[:30], y[:30])
+    np.testing.assert_allclose(legacy.predict(archs), alone.predict(archs), rtol=1e-6)
+    two = create_predictor("transfer", pretrained=str(small_model)).fit(archs[:2], y[:2])
+    assert two.table_weights_ is None  # too few cells for leave-one-out: factor model alone
+    with pytest.raises(ConfigError, match="table_weight"):
+        create_predictor("transfer", table_weight=1.5).fit(archs[:5], y[:5])

@@ -9,6 +9,12 @@ regression of its few measured log latencies on ``F`` under that prior, so 5 cel
 the "typical device" and more cells pull it towards the target. Whether a device pays for
 dead ops, and how additive it is, is just one more direction in ``F``: nothing here
 knows a device's name.
+
+A second, simpler view rides along: ridge regression of the device's log latencies on the
+top principal components of the (unstandardised) pretraining matrix, the penalty chosen by
+leave-one-out on the same few cells. It is the "regress on the other tables" baseline,
+kept lossy (a few components, not the tables). The two views err differently; their
+average in log space ranks better than either (leave one family out: docs/results.md).
 """
 from __future__ import annotations
 
@@ -23,6 +29,11 @@ from ..space import NUM_CELLS, all_archs
 #: device is less well explained than the ones the factors were fitted on (chosen on
 #: leave-one-family-out: docs/results.md, "Few-shot: transfer")
 NOISE_SCALE = 3.0
+#: principal components of the pretraining matrix the ridge view regresses on (12 kept
+#: nearly all of the full-matrix ridge's gain on leave-one-family-out; 8 kept less)
+TABLE_RANK = 12
+#: the ridge view's alphas, chosen per device by leave-one-out on its own cells
+RIDGE_ALPHAS = np.logspace(-3, 3, 13)
 
 
 @dataclass
@@ -35,6 +46,9 @@ class FactorModel:
     noise_var: float         # residual variance of log latency on a pretraining device
     offset_mean: float       # mean of b over pretraining devices
     offset_var: float        # variance of b over pretraining devices
+    #: (15625, q) principal components of the centred log-ms matrix (the ridge view); None
+    #: in a model saved before the ridge view existed
+    table_factors: np.ndarray | None = None
 
     @property
     def rank(self) -> int:
@@ -91,7 +105,8 @@ def _cell_features_cached() -> np.ndarray:
 
 
 def pretrain_factors(logl: np.ndarray, rank: int = 8, shrink: float = 0.1,
-                     additive: bool = True, ridge: float = 1.0) -> FactorModel:
+                     additive: bool = True, ridge: float = 1.0,
+                     table_rank: int = TABLE_RANK) -> FactorModel:
     """Cell factors and a device prior from a (15625 x devices) matrix of log ms (NaN = missing).
 
     The columns are standardised before the SVD so that each table weighs the same
@@ -99,7 +114,8 @@ def pretrain_factors(logl: np.ndarray, rank: int = 8, shrink: float = 0.1,
     the SVD factors as further columns: a new device's own additive costs can then be
     learnt once it has enough cells, under a prior taken from the pretraining devices.
     Each pretraining device's weights are its ridge fit on all columns (in log-ms units);
-    their mean and (shrunk) covariance are the prior.
+    their mean and (shrunk) covariance are the prior. ``table_rank`` components of the
+    centred, unstandardised matrix are kept for the ridge view (0: none).
     """
     if logl.shape[0] != NUM_CELLS or logl.shape[1] < 2:
         raise ValueError("pretraining needs a (15625 x devices) matrix with >= 2 devices")
@@ -125,8 +141,13 @@ def pretrain_factors(logl: np.ndarray, rank: int = 8, shrink: float = 0.1,
     cov = np.atleast_2d(np.cov(weights.T, ddof=1)) if weights.shape[0] > 2 else np.eye(k)
     diag = np.diag(np.diag(cov))
     cov = (1 - shrink) * cov + shrink * diag + 1e-8 * np.eye(k)
+    table = None
+    if table_rank > 0:
+        u2, s2, _ = np.linalg.svd(z - mu, full_matrices=False)
+        q = min(table_rank, len(s2))
+        table = u2[:, :q] * s2[:q]                         # in log-ms units, like the tables
     return FactorModel(factors, w_mean, cov, max(float(np.median(noise)), 1e-6), float(mu.mean()),
-                       float(mu.var(ddof=1)) if len(mu) > 1 else 1.0)
+                       float(mu.var(ddof=1)) if len(mu) > 1 else 1.0, table)
 
 
 def adapt(model: FactorModel, idx: np.ndarray, log_y: np.ndarray, *,
@@ -147,6 +168,22 @@ def adapt(model: FactorModel, idx: np.ndarray, log_y: np.ndarray, *,
     rhs = prec @ mean0 + x.T @ log_y / s2
     theta = np.linalg.solve(a, rhs)
     return float(theta[0]), theta[1:]
+
+
+def adapt_tables(model: FactorModel, idx: np.ndarray, log_y: np.ndarray
+                 ) -> tuple[float, np.ndarray] | None:
+    """The ridge view: intercept and weights of ``log_y`` on the model's table components.
+
+    The penalty is chosen by (efficient) leave-one-out over :data:`RIDGE_ALPHAS`. ``None``
+    when the model has no table components or fewer than 3 cells are given (leave-one-out
+    needs some to leave out).
+    """
+    if model.table_factors is None or len(idx) < 3:
+        return None
+    from sklearn.linear_model import RidgeCV
+
+    r = RidgeCV(alphas=RIDGE_ALPHAS).fit(model.table_factors[idx], log_y)
+    return float(r.intercept_), np.asarray(r.coef_, dtype=np.float64)
 
 
 def predict_log(model: FactorModel, b: float, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:

@@ -22,7 +22,7 @@ from .. import __version__
 from ..data.devices import available_devices, load_device, resolve_data_dir
 from ..errors import DataError
 from ..space import NUM_CELLS
-from .core import FactorModel, pretrain_factors
+from .core import TABLE_RANK, FactorModel, pretrain_factors
 
 FORMAT = "nasloop-transfer/1"
 DEFAULT_RANK = 8
@@ -75,6 +75,7 @@ def pretrain(data_dir: str | Path | None = None, *, exclude: Iterable[str] = (),
     model = pretrain_factors(np.stack(cols, axis=1), rank=rank)
     meta = {"format": FORMAT, "nasloop_version": __version__, "rank": rank,
             "columns": model.rank,
+            "table_columns": 0 if model.table_factors is None else int(model.table_factors.shape[1]),
             "sources": sources, "excluded": sorted(excl),
             "seconds": round(time.perf_counter() - t0, 1),
             "rebuild": "nasloop pretrain --data-dir DIR --out PATH"
@@ -91,10 +92,11 @@ def save_pretrained(pre: Pretrained, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     m = pre.model
     tmp = path.with_name(path.name + ".tmp.npz")
+    extra = {} if m.table_factors is None else {"table_factors": m.table_factors.astype(np.float32)}
     np.savez_compressed(tmp, factors=m.factors.astype(np.float32), prior_mean=m.prior_mean,
                         prior_cov=m.prior_cov,
                         scalars=np.array([m.noise_var, m.offset_mean, m.offset_var]),
-                        meta=np.array(json.dumps(pre.meta)))
+                        meta=np.array(json.dumps(pre.meta)), **extra)
     os.replace(tmp, path)
     return path
 
@@ -118,13 +120,17 @@ def _load_cached(path: str, mtime: int, size: int) -> Pretrained:
             cov = np.asarray(z["prior_cov"], dtype=np.float64)
             noise, off_m, off_v = (float(v) for v in z["scalars"])
             meta = json.loads(str(z["meta"]))
+            table = (np.asarray(z["table_factors"], dtype=np.float64)
+                     if "table_factors" in z.files else None)  # absent in older models
     except Exception as e:  # zip, key, pickle-refused or JSON errors: one line
         raise DataError(f"cannot load pretrained model {path} ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:160] if str(e) else ''}); rebuild it with "
                         "'nasloop pretrain --out PATH'") from None
     r = factors.shape[1] if factors.ndim == 2 else -1
     if (factors.shape != (NUM_CELLS, r) or mean.shape != (r,) or cov.shape != (r, r)
-            or not np.all(np.isfinite(factors)) or not np.all(np.isfinite(cov)) or noise <= 0):
+            or not np.all(np.isfinite(factors)) or not np.all(np.isfinite(cov)) or noise <= 0
+            or (table is not None and (table.ndim != 2 or table.shape[0] != NUM_CELLS
+                                       or not np.all(np.isfinite(table))))):
         raise DataError(f"pretrained model {path} has inconsistent arrays (factors "
                         f"{factors.shape}, prior {mean.shape}); rebuild it with "
                         "'nasloop pretrain --out PATH'")
@@ -132,7 +138,7 @@ def _load_cached(path: str, mtime: int, size: int) -> Pretrained:
         raise DataError(f"pretrained model {path}: unknown format; rebuild it with "
                         "'nasloop pretrain --out PATH'")
     meta["path"] = path
-    return Pretrained(FactorModel(factors, mean, cov, noise, off_m, off_v), meta)
+    return Pretrained(FactorModel(factors, mean, cov, noise, off_m, off_v, table), meta)
 
 
 def cache_dir() -> Path:
@@ -160,7 +166,7 @@ def default_pretrained(data_dir: str | Path | None = None,
         f = Path(d.relpath) if Path(d.relpath).is_absolute() else root / d.relpath
         st = f.stat()
         key.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns};".encode())
-    key.update(f"{__version__}:{DEFAULT_RANK}".encode())
+    key.update(f"{__version__}:{DEFAULT_RANK}:{TABLE_RANK}".encode())
     path = cache_dir() / f"transfer-{key.hexdigest()[:12]}.npz"
     if path.is_file():
         return load_pretrained(path)
