@@ -23,6 +23,7 @@ import numpy as np
 from nasloop.config import parse_sets
 from nasloop.data import load_device
 from nasloop.evaluation import evaluate_one, resolve_params
+from nasloop.predictors import get_predictor_class
 from nasloop.splits import SplitSpec
 
 # Yue 2021, Table 2 (GCN row): acc_1 / acc_5 / acc_10
@@ -32,9 +33,16 @@ METRICS = ("acc_1", "acc_5", "acc_10", "spearman")
 
 
 def _load(path: Path) -> list[dict]:
+    """Every whole line; a last line another job is still writing is skipped."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
 
 
 def report(rows: list[dict]) -> str:
@@ -80,7 +88,11 @@ def main() -> None:
         print(report([r for p in a.report for r in _load(p)]))
         return
     label = a.label or a.predictor
-    params = resolve_params(a.predictor, parse_sets(a.sets))
+    sets = parse_sets(a.sets)
+    unknown = sorted(set(sets) - set(get_predictor_class(a.predictor)._param_names()))
+    if unknown:  # resolve_params drops them silently; a typo must not label a run
+        raise SystemExit(f"--set {', '.join(unknown)}: not a parameter of {a.predictor}")
+    params = resolve_params(a.predictor, sets)
     seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
     for dev in a.devices.split(","):
         table = load_device(dev, a.data_dir)

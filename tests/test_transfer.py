@@ -127,3 +127,18 @@ def test_ridge_view_blends_and_can_be_switched_off(tmp_path, sample, small_model
     assert two.table_weights_ is None  # too few cells for leave-one-out: factor model alone
     with pytest.raises(ConfigError, match="table_weight"):
         create_predictor("transfer", table_weight=1.5).fit(archs[:5], y[:5])
+
+
+def test_predictor_saved_before_the_ridge_view_still_loads(tmp_path, sample, small_model):
+    """A fitted folder from before the ridge view (no table arrays or keys) predicts as the
+    factor model alone."""
+    archs, y = sample
+    alone = create_predictor("transfer", pretrained=str(small_model), table_weight=0).fit(
+        archs[:30], y[:30])
+    alone.save(tmp_path / "p")
+    state = json.loads((tmp_path / "p" / "state.json").read_text())
+    for key in ("table_offset", "table_weights"):
+        state.pop(key)
+    (tmp_path / "p" / "state.json").write_text(json.dumps(state))
+    q = load_predictor(tmp_path / "p")
+    np.testing.assert_array_equal(q.predict(archs), alone.predict(archs))

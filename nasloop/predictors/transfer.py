@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..space import Arch, arch_index
-from .base import Predictor, load_json_state, save_json_state
+from .base import Predictor, _num, load_json_state, save_json_state
 from .registry import register_predictor
 
 
@@ -34,11 +34,10 @@ class TransferPredictor(Predictor):
         self.table_weight = table_weight
 
     def _validate_params(self) -> None:
-        if not isinstance(self.noise_scale, (int, float)) or not self.noise_scale > 0:
+        if not _num(self.noise_scale) > 0:  # NaN (a bool, a string) fails too
             raise ConfigError(f"noise_scale must be > 0, got {self.noise_scale!r}")
-        w = self.table_weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
-            raise ConfigError(f"table_weight must be between 0 and 1, got {w!r}")
+        if not 0 <= _num(self.table_weight) <= 1:
+            raise ConfigError(f"table_weight must be between 0 and 1, got {self.table_weight!r}")
 
     def _model(self):
         from ..transfer.pretrain import default_pretrained, load_pretrained
@@ -62,7 +61,8 @@ class TransferPredictor(Predictor):
         self.table_factors_ = None if view is None else m.table_factors
         self.table_offset_, self.table_weights_ = (0.0, None) if view is None else view
         self.source_ = {"pretrained": str(pre.meta.get("path", "?")),
-                        "tables": [s["name"] for s in pre.meta.get("sources", [])]}
+                        "tables": [s["name"] for s in pre.meta.get("sources", [])],
+                        "ridge_view": view is not None}
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
         idx = np.fromiter((arch_index(a) for a in x), dtype=np.int64)

@@ -130,9 +130,11 @@ def _load_cached(path: str, mtime: int, size: int) -> Pretrained:
     if (factors.shape != (NUM_CELLS, r) or mean.shape != (r,) or cov.shape != (r, r)
             or not np.all(np.isfinite(factors)) or not np.all(np.isfinite(cov)) or noise <= 0
             or (table is not None and (table.ndim != 2 or table.shape[0] != NUM_CELLS
+                                       or table.shape[1] < 1
                                        or not np.all(np.isfinite(table))))):
         raise DataError(f"pretrained model {path} has inconsistent arrays (factors "
-                        f"{factors.shape}, prior {mean.shape}); rebuild it with "
+                        f"{factors.shape}, prior {mean.shape}, table factors "
+                        f"{None if table is None else table.shape}); rebuild it with "
                         "'nasloop pretrain --out PATH'")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"pretrained model {path}: unknown format; rebuild it with "
