@@ -289,3 +289,20 @@ def test_the_study_records_the_finalists_true_latencies_for_the_dashboard(table,
                sampler="random", seed=1, storage=url, study_name=name, top=5)
     attrs = study._storage.get_study_system_attrs(study._study_id)
     assert get_note_from_system_attrs(attrs, None)["body"] == "my own notes"
+
+
+def test_schema_race_is_retried_but_other_errors_are_not():
+    """Workers starting together on an empty PostgreSQL database: the loser of the race to
+    create Optuna's tables sees DuplicateTable or a unique violation, and tries again."""
+    from nasloop.search.shared import _schema_race
+
+    class ProgrammingError(Exception):
+        pass
+
+    class OperationalError(Exception):
+        pass
+
+    assert _schema_race(ProgrammingError(
+        '(psycopg2.errors.DuplicateTable) relation "studies" already exists'))
+    assert _schema_race(ProgrammingError("(psycopg2.errors.UniqueViolation) duplicate key value"))
+    assert not _schema_race(OperationalError("connection to server refused"))

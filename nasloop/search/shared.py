@@ -150,12 +150,19 @@ def shared_storage(storage: str, heartbeat: int = DEFAULT_HEARTBEAT_S
         try:
             return _rdb(storage, heartbeat, grace, retry)
         except Exception as e:  # noqa: BLE001
-            # workers starting together on an empty database race to create Optuna's tables
-            if "IntegrityError" not in type(e).__name__ and "UniqueViolation" not in str(e) \
-                    or attempt == 9:
+            if not _schema_race(e) or attempt == 9:
                 raise
             time.sleep(0.2 + 0.1 * attempt)
     raise AssertionError("unreachable")
+
+
+def _schema_race(e: BaseException) -> bool:
+    """Workers starting together on an empty database race to create Optuna's tables: the
+    loser sees a unique violation (PostgreSQL's type catalogue) or a table that already
+    exists (DuplicateTable, a ProgrammingError). Both are settled by trying again."""
+    text = f"{type(e).__name__}: {e}"
+    return any(k in text for k in ("IntegrityError", "UniqueViolation", "DuplicateTable",
+                                   "already exists"))
 
 
 def _rdb(storage: str, heartbeat: int, grace: int,
