@@ -275,3 +275,21 @@ def test_guided_sampler_model_ranks_accuracy(cpu):
     mean, std = GuidedSampler(seed=0).predict(train, idx[60:])
     rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
     assert np.corrcoef(rank(mean), rank(y[idx[60:]]))[0, 1] > 0.5 and (std > 0).all()
+
+
+def test_live_failure_names_fixes_that_live_mode_accepts(cpu):
+    """Without a table (live mode) --confidence is refused, so a failed search must not
+    suggest it; with a table it may."""
+    table, acc = cpu
+
+    class Slow(TableOracle):  # the "measurement": every cell takes 99 ms
+        def _compute(self, archs):
+            return np.full(len(archs), 99.0)
+
+    live = run_search(None, 2.0, Optimist(table), acc, trials=10, seed=0, top=2,
+                      validator=Slow(table))
+    assert live.failed and "nothing to ship" in live.message
+    assert "--confidence" not in live.message and "--budget" in live.message
+    tab = run_search(table, 2.0, Optimist(table), acc, trials=10, seed=0, top=2,
+                     validator=Slow(table))
+    assert tab.failed and "--confidence" in tab.message

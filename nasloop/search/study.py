@@ -460,9 +460,12 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
                    "better oracle, --confidence 0.95, or --oracle true to search measured "
                    "cells only")
         else:
+            # live mode (no table) has no validation residuals to calibrate --confidence on
+            hint = ("try --confidence 0.95, a better oracle, or a larger --top" if table is not None
+                    else "try a slightly lower --budget (a margin), a better-fitted oracle "
+                         "(more --train, or --oracle auto), or a larger --top")
             msg = (f"none of the {checked} finalists (--top {top}) truly meets {budget_ms:g} ms "
-                   "(all false positives): nothing to ship; try --confidence 0.95, a better "
-                   "oracle, or a larger --top")
+                   f"(all false positives): nothing to ship; {hint}")
     front = []
     if cfg.mode == "pareto" and complete:
         for t in study.best_trials:
