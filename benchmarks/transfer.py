@@ -122,8 +122,8 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
                         test = np.setdiff1d(meas, idx)
                         t1 = time.perf_counter()
                         if method.startswith("transfer"):
-                            p = create_predictor("transfer", pretrained=str(path), table_weight=(
-                                0.0 if method.startswith("transfer_factors") else 0.5))
+                            alone = {"table_weight": 0.0} if method.startswith("transfer_factors") else {}
+                            p = create_predictor("transfer", pretrained=str(path), **alone)
                             p.fit([every[i] for i in idx], y[idx])
                             pred = p.predict([every[i] for i in test])
                         elif method == "ridge_tables":

@@ -119,11 +119,9 @@ def test_oracle_answers_each_arch_itself_and_caches_on_disk(cpu, tmp_path):
     assert len(list(tmp_path.iterdir())) == 1  # reused, not refitted
     # other predictor code (an upgrade, or a change in development): fitted anew
     import nasloop.search.oracles as oracles
-    oracles._FINGERPRINT = "other code"
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(oracles, "_code_fingerprint", lambda: "other code")
         get_oracle("linear", table, train=200, cache_dir=tmp_path)
-    finally:
-        oracles._FINGERPRINT = None
     assert len(list(tmp_path.iterdir())) == 2
     with pytest.raises(ConfigError, match="unknown oracle"):
         get_oracle("gnc", table)

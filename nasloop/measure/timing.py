@@ -78,7 +78,8 @@ class TimingProtocol:
     still"). With ``remeasure_pct`` set, cells whose rounds disagree by more than that (the
     spread of the per-round statistic) get ``rounds`` more; off by default: on this VM the
     minimum of one round's 7 runs varies by 30-40 % between rounds, so a 10 % rule re-timed
-    nearly every cell, doubling the cost for no better agreement (docs/results.md). Threads are pinned (and restored afterwards).
+    nearly every cell, doubling the cost for no better agreement (docs/results.md). Threads
+    are pinned (and restored afterwards).
     ``rounds=1, repeats=50, warmup=10, statistic="median"`` is the protocol of tables
     measured before it.
     """

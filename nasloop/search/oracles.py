@@ -12,6 +12,7 @@ Predictor oracles predict the whole space once, in one batch, and answer from th
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -161,22 +162,17 @@ def fit_on_device(name: str, table: LatencyTable, *, train: int = 900, val: int 
     return fit_on_split(name, table, SplitSpec(train, val, seed), params=params, progress=progress)
 
 
+@functools.lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
     """A hash of the code a fitted predictor depends on: a cached oracle fitted by other
     code (say, ``auto`` before its refit) is not reused, even within one version."""
-    global _FINGERPRINT
-    if _FINGERPRINT is None:
-        root = Path(__file__).resolve().parents[1]
-        h = hashlib.sha256()
-        for f in sorted([*(root / "predictors").glob("*.py"), root / "graph.py",
-                         root / "space.py", root / "splits.py", *(root / "transfer").glob("*.py")]):
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-        _FINGERPRINT = h.hexdigest()[:12]
-    return _FINGERPRINT
-
-
-_FINGERPRINT: str | None = None
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted([*(root / "predictors").glob("*.py"), root / "graph.py",
+                     root / "space.py", root / "splits.py", *(root / "transfer").glob("*.py")]):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _cache_key(table: LatencyTable, name: str, params: dict, train: int, val: int, seed: int) -> str:
