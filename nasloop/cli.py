@@ -549,7 +549,13 @@ class BudgetType(click.ParamType):
                    "accurate first, until one meets the budget.")
 @click.option("--confidence", default=None, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Feasible means within budget with this probability (e.g. 0.95): the "
-                   "oracle's answers get a split-conformal margin from its validation cells.")
+                   "oracle's answers get a split-conformal margin from its validation cells "
+                   "[default: none; 0.9 with --device cpu/cuda, from out-of-sample "
+                   "predictions of the timed cells].")
+@click.option("--rounds", default=None, type=click.IntRange(1),
+              help="With --device cpu/cuda: at most this many searches; when no finalist "
+                   "meets the budget, they are timed, the oracle is refitted with them and "
+                   "the search runs again [default: 3; 1: no refit].")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a hyperparameter of the oracle's predictor.")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
@@ -572,8 +578,8 @@ class BudgetType(click.ParamType):
               help="Internal: a worker started by --workers (prints nothing).")
 @json_option
 def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, objective, trials,
-           sampler, mode, seed, storage, study_name, top, confidence, sets, cache_dir, no_cache,
-           out_dir, objective_fn, workers, heartbeat, report, as_worker, as_json) -> None:
+           sampler, mode, seed, storage, study_name, top, confidence, rounds, sets, cache_dir,
+           no_cache, out_dir, objective_fn, workers, heartbeat, report, as_worker, as_json) -> None:
     """Find the most accurate network under a latency budget, validated on true latency.
 
     The objective is NAS-Bench-201's test accuracy after 200 epochs (--objective picks the
@@ -629,6 +635,9 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                 f"{oracle!r} is both a {'predictor name' if oracle != 'true' else 'keyword'} "
                 f"and a folder here; write ./{oracle} for the folder, or run elsewhere",
                 param_hint="--oracle")
+    if rounds is not None and device not in ("cpu", "cuda"):
+        raise click.UsageError(f"--rounds {rounds}: refits time new cells, so they serve "
+                               "--device cpu/cuda only; with a table, leave it out")
     if device in ("cpu", "cuda") and oracle is None:
         from .workflow.live import default_live_oracle
         oracle = default_live_oracle()  # transfer from ~30 cells when a model ships
@@ -647,15 +656,16 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         user = load_objective(objective_fn, seed)  # a typo fails before anything is fitted
         objective = user.label
     if device in ("cpu", "cuda"):
+        from .search.adaptive import AdaptiveConfig
         from .workflow.live import live_search
-        if confidence is not None:
-            raise click.UsageError("--confidence needs a device table to calibrate on; with "
-                                   f"--device {device} leave it out")
-        res = live_search(device, budget, oracle=oracle, train=train,
-                          trials=trials, sampler=sampler, mode=mode, seed=seed, top=top,
-                          storage=storage, study_name=study_name, params=params,
-                          data_dir=data_dir, objective=objective, out_dir=out_dir,
-                          cache_dir=cache_dir, objective_fn=user)
+        adaptive = AdaptiveConfig(**{k: v for k, v in (("confidence", confidence),
+                                                       ("rounds", rounds)) if v is not None})
+        res = live_search(device, budget, SearchConfig(
+                              objective=objective, trials=trials, sampler=sampler, mode=mode,
+                              seed=seed, top=top, storage=storage, study_name=study_name,
+                              heartbeat=heartbeat),
+                          oracle=oracle, train=train, params=params, data_dir=data_dir,
+                          cache_dir=cache_dir, objective_fn=user, adaptive=adaptive)
     elif several:
         res = _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, seed,
                               params, cache_dir, no_cache, user, objective, sampler, mode,

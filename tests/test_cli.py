@@ -134,16 +134,50 @@ def test_live_search_needs_no_data_and_validates_by_timing(monkeypatch, tmp_path
     assert r.exit_code == 1 and "--train 3" in r.stderr and "at least 5" in r.stderr
     r = run("search", "--device", "cpu", "--budget", "5ms", "--oracle", "true")
     assert r.exit_code == 1 and "--oracle true" in r.stderr
+    # the default 0.9-confidence margin needs 9 out-of-sample cells, said before any timing
+    r = run("search", "--device", "cpu", "--budget", "5ms", "--train", "8",
+            "--cache-dir", str(tmp_path))
+    assert r.exit_code == 1 and "--train 8" in r.stderr and "at least 9" in r.stderr
+    assert not list(tmp_path.glob("live-cpu-*.csv"))
+    r = run("search", "-d", "desktop_cpu", "--budget", "5ms", "--rounds", "2")
+    assert r.exit_code == 2 and "--rounds 2" in r.stderr  # refits time cells: live mode only
     # the main job's default oracle: transfer, adapted on the informative cells timed here
-    r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "8",
+    r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "9",
             "--trials", "15", "--top", "2", "--cache-dir", str(tmp_path), "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
-    assert res["oracle"] == "transfer" and "fitting transfer on 8 cells" in r.stderr
-    assert res["cells_measured"] == 8 and res["seconds"] > 0
+    assert res["oracle"] == "transfer" and "fitting transfer on 9 cells" in r.stderr
+    assert res["cells_measured"] == 9 and res["seconds"] > 0
+    # a margin calibrated on out-of-fold predictions of the 9 timed cells guarded the budget
+    assert res["confidence"] == 0.9 and res["margin"] > 0 and res["rounds"] == 1
     assert res["objective"] == "synflow" and "synflow" in r.stderr
     assert 0 < res["best"]["true_latency_ms"] <= 200  # timed for real, not predicted
     assert list(tmp_path.glob("live-cpu-*.csv"))  # the measured cells are kept for next time
+
+
+def test_live_search_refits_on_failed_finalists(monkeypatch, tmp_path):
+    """When every finalist fails its check, they are timed like the fitted cells, the oracle
+    is refitted with them and the search runs again, at most --rounds searches; the JSON
+    counts every cell fitted on and every distinct check."""
+    import numpy as np
+
+    from nasloop.workflow import live
+
+    checked = []
+
+    def slow(self, archs):  # the finalist check: every network "takes" 999 ms
+        checked.extend(archs)
+        return np.full(len(archs), 999.0)
+
+    monkeypatch.setattr(live.MeasureOracle, "_compute", slow)
+    r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "9", "--trials", "10",
+            "--top", "2", "--rounds", "2", "--cache-dir", str(tmp_path), "--json")
+    assert r.exit_code == 1, r.output  # nothing to ship, said in one line
+    res = json.loads(r.stdout)
+    assert res["failed"] and res["rounds"] == 2 and "after 2 searches" in res["message"]
+    assert "search 2 of at most 2" in r.stderr
+    assert res["true_checks"] == len(set(checked)) >= 2
+    assert 9 < res["cells_measured"] <= 9 + 2  # the first search's failed finalists joined
 
 
 def test_live_search_with_your_objective(tmp_path):
@@ -155,7 +189,7 @@ def test_live_search_with_your_objective(tmp_path):
         "    open(__file__ + '.log', 'a').write(arch + '\\n')\n"
         "    return zlib.crc32(arch.encode()) % 1000 / 10\n")
     r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "5", "--trials", "12",
-            "--top", "1", "--objective-fn", f"{tmp_path / 'obj.py'}:score",
+            "--top", "1", "--confidence", "0.8", "--objective-fn", f"{tmp_path / 'obj.py'}:score",
             "--cache-dir", str(tmp_path), "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)

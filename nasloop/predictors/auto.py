@@ -193,6 +193,10 @@ class AutoPredictor(Predictor):
             refit[label] = p
         if progress is not None and self.refit:
             progress(units, units, {"candidate": "refit"})
+        #: the choice's predictions of the validation cells, made before they were fitted on:
+        #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
+        blend = sum(w * np.log(np.maximum(val_pred[m], 1e-9)) for m, w in zip(members, weights))
+        self.held_out_ = (list(vx), np.asarray(vy, dtype=np.float64), np.exp(blend))
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
         self.members_ = {m: refit.get(m, fitted[m]) for m in members}

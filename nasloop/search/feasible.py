@@ -23,12 +23,13 @@ class FeasibleSpace:
     """Oracle latency of every cell, the budget, and the networks that meet it.
 
     ``margin`` multiplies every oracle answer before the comparison with the budget (a
-    calibrated safety factor, see :mod:`nasloop.search.calibration`; 1 means none).
+    calibrated safety factor, see :func:`nasloop.search.oracles.conformal_margin`; 1 means
+    none), or each cell's answer its own (an array: measured cells need none).
     """
 
     latency_ms: np.ndarray
     budget_ms: float
-    margin: float = 1.0
+    margin: float | np.ndarray = 1.0
     #: per cell index, the index of the first cell of its class (the class id)
     class_of: np.ndarray = field(init=False, repr=False)
     #: representative cell index of every feasible class, ascending

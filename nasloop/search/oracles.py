@@ -40,11 +40,16 @@ DEFAULT_ORACLE = "auto"
 
 @dataclass(frozen=True)
 class Calibration:
-    """Measured cells the oracle's predictor did not train on, with their true latency."""
+    """Measured cells the oracle's predictor did not train on, with their true latency.
+
+    ``predicted_ms``, when given, are out-of-fold predictions of the same cells (the
+    predictor was fitted on them, so its own answers there would be in-sample).
+    """
 
     cells: tuple[Arch, ...]
     true_ms: tuple[float, ...]
     source: str = "validation cells of the oracle's split"
+    predicted_ms: tuple[float, ...] | None = None
 
 
 class LatencyOracle(ABC):
@@ -57,6 +62,9 @@ class LatencyOracle(ABC):
     exact: bool = False
     #: cells held out from the predictor's fit, for a conformal margin (``--confidence``)
     calibration: Calibration | None = None
+    #: cell index -> latency measured on the device: a search takes these as they are, with
+    #: no margin (a predictor fitted on few cells need not reproduce them)
+    measured: dict[int, float] | None = None
 
     def __init__(self) -> None:
         self._cache: dict[int, float] = {}  # by cell index (class representative)
@@ -238,6 +246,14 @@ def _validation_calibration(table: LatencyTable, train: int, val: int, seed: int
     return Calibration(tuple(va), tuple(float(v) for v in table.lookup(va)))
 
 
+def calibration_cells_needed(confidence: float) -> int:
+    """The fewest calibration cells a split-conformal margin at ``confidence`` can use."""
+    n = 1
+    while math.ceil((n + 1) * confidence) > n:
+        n += 1
+    return n
+
+
 def conformal_margin(oracle: LatencyOracle, confidence: float) -> float:
     """Split-conformal safety factor: ``true <= margin * predicted`` with ``confidence``.
 
@@ -256,14 +272,16 @@ def conformal_margin(oracle: LatencyOracle, confidence: float) -> float:
         raise ConfigError(f"--confidence needs held-out cells to calibrate oracle {oracle.name!r} "
                           "on: use a predictor name as --oracle (fitted here with --val cells "
                           "held out), not a saved folder")
-    pred = np.asarray(oracle.latency(list(cal.cells)), dtype=np.float64)
+    pred = np.asarray(cal.predicted_ms if cal.predicted_ms is not None
+                      else oracle.latency(list(cal.cells)), dtype=np.float64)
     true = np.asarray(cal.true_ms, dtype=np.float64)
     ok = np.isfinite(pred) & np.isfinite(true) & (pred > 0) & (true > 0)
     r = np.sort(np.log(true[ok] / pred[ok]))
     n = len(r)
     k = math.ceil((n + 1) * confidence)
     if k > n:
-        need = math.ceil(confidence / (1 - confidence))
+        need = calibration_cells_needed(confidence)
         raise ConfigError(f"--confidence {confidence:g} needs at least {need} calibration cells, "
-                          f"the oracle has {n}; lower --confidence or fit it with more --val cells")
+                          f"the oracle has {n}; lower --confidence or calibrate on more cells (--val, or "
+                          "--train with --device cpu/cuda)")
     return float(np.exp(r[k - 1]))

@@ -20,8 +20,10 @@ def _score_label(res: SearchResult) -> str:
 
 def cost_line(res: SearchResult) -> str:
     """The three costs of a search, in words."""
+    refits = (f", {res.rounds} searches (the oracle refitted on the finalists that failed)"
+              if res.rounds and res.rounds > 1 else "")
     return (f"cost: {res.accuracy_evaluations} accuracy evaluation(s), {res.oracle_calls:,} "
-            f"latency-oracle answers, {res.true_checks} true-latency check(s)")
+            f"latency-oracle answers, {res.true_checks} true-latency check(s){refits}")
 
 
 def result_table(res: SearchResult) -> Table:

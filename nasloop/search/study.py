@@ -154,6 +154,8 @@ class SearchResult:
     #: live mode: cells timed on this machine to fit the oracle, and the whole job's time
     cells_measured: int | None = None
     seconds: float | None = None
+    #: searches run, each after a refit on the finalists the last one got wrong (live mode)
+    rounds: int | None = None
     #: what latencies and the budget are in: "ms", or "load" for several targets (a
     #: cell's largest latency/budget over the targets; the budget is then 1)
     unit: str = "ms"
@@ -292,7 +294,14 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
         return score_cache[a]
 
     latency_all = np.asarray(oracle.latency_all(), dtype=np.float64)
-    space = FeasibleSpace(latency_all, budget_ms, margin)
+    cell_margin: float | np.ndarray = margin
+    if oracle.measured:  # measured cells are known: their measurement, no margin
+        idx = np.fromiter(oracle.measured, dtype=np.int64)
+        latency_all = latency_all.copy()
+        latency_all[idx] = np.fromiter(oracle.measured.values(), dtype=np.float64)
+        cell_margin = np.full(len(latency_all), margin)
+        cell_margin[idx] = 1.0
+    space = FeasibleSpace(latency_all, budget_ms, cell_margin)
     sampler.bind(space)
 
     # failed trials re-raise their error anyway; optuna's warning would repeat it with a traceback
@@ -323,6 +332,7 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
 
     res = _summarise(study, table, space, oracle, validator, acc_of, scores_everywhere, cfg,
                      interrupted, unit, device_label, per_device)
+    res.margin = margin
     res.oracle_calls = len(latency_all)
     res.device = device_label
     return res
@@ -434,7 +444,7 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
         regret = optimum["accuracy"] - optimum["worst_accuracy"]
     fp = sum(c.false_positive for c in finalists)
     unverified = sum(c.true_latency_ms is None for c in finalists)
-    margin_note = (f" with the {cfg.confidence:g}-confidence margin (x{space.margin:.3f})"
+    margin_note = (f" with the {cfg.confidence:g}-confidence margin (x{np.max(space.margin):.3f})"
                    if cfg.confidence is not None else "")
     msg = ""
     fastest = None
@@ -460,10 +470,10 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
                    "better oracle, --confidence 0.95, or --oracle true to search measured "
                    "cells only")
         else:
-            # live mode (no table) has no validation residuals to calibrate --confidence on
+            # live mode (no table): its margin is calibrated on the timed cells, and it refits
             hint = ("try --confidence 0.95, a better oracle, or a larger --top" if table is not None
-                    else "try a slightly lower --budget (a margin), a better-fitted oracle "
-                         "(more --train, or --oracle auto), or a larger --top")
+                    else "try a higher --confidence (a wider margin), more --rounds, more "
+                         "--train, or a larger --top")
             msg = (f"none of the {checked} finalists (--top {top}) truly meets {budget_ms:g} ms "
                    f"(all false positives): nothing to ship; {hint}")
     front = []
@@ -481,7 +491,8 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
         interrupted=interrupted, unverified=unverified, message=msg, fastest=fastest,
         objective_description=objective_label(cfg.objective),
         accuracy_evaluations=len(seen), oracle_calls=NUM_CELLS,
-        feasible_networks=space.n_networks, margin=space.margin, confidence=cfg.confidence,
+        feasible_networks=space.n_networks, margin=float(np.max(space.margin)),
+        confidence=cfg.confidence,
         failed=failed, pareto_front=front, history=history, unit=unit)
 
 

@@ -9,6 +9,7 @@ know nothing of each other.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -19,10 +20,11 @@ from ..data import load_accuracy
 from ..data.tables import load_csv_table
 from ..errors import ConfigError
 from ..predictors import load_predictor
-from ..search.oracles import (DEFAULT_ORACLE, LatencyOracle, PredictorOracle, default_cache_dir,
-                              oracle_label)
+from ..search.adaptive import AdaptiveConfig, adaptive_search
+from ..search.oracles import (DEFAULT_ORACLE, Calibration, LatencyOracle, PredictorOracle,
+                              default_cache_dir, oracle_label)
 from ..search.storage import check_study, study_settings
-from ..search.study import SearchResult, check_budget, run_search
+from ..search.study import SearchConfig, SearchResult, check_budget, run_search
 from ..space import Arch, sample_cells
 from ..measure.timing import TimingProtocol, _cpu_model, _device, measure_arch, measure_to_csv
 
@@ -62,16 +64,19 @@ class MeasureOracle(LatencyOracle):
                                       )["latency_ms"] for a in archs])
 
 
-def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int | None,
-                trials: int,
-                sampler: str, mode: str, seed: int, top: int, storage: str | None,
-                study_name: str | None, params: dict, data_dir: str | None, objective: str,
-                out_dir: str | None = None, cache_dir: str | None = None,
-                network: str = "deployable", objective_fn=None) -> SearchResult:
+def live_search(device: str, budget_ms: float, config: SearchConfig | None = None, *,
+                oracle: str | None = None, train: int | None = None, params: dict | None = None,
+                data_dir: str | None = None, cache_dir: str | None = None,
+                network: str = "deployable", objective_fn=None,
+                adaptive: AdaptiveConfig | None = None) -> SearchResult:
     """Measure cells here, fit the oracle, search, and time the finalists for real.
 
-    ``objective_fn`` (a loaded ``--objective-fn``, e.g. a short training run) replaces the
-    accuracy table or synflow as the score to maximise.
+    ``config`` is the search's (objective, trials, sampler, seed, top, storage...); its
+    ``confidence`` is replaced by ``adaptive``'s, which guards the budget: a margin
+    calibrated on out-of-sample predictions of the timed cells, and refits on the
+    finalists that failed (:mod:`nasloop.search.adaptive`). ``objective_fn`` (a loaded
+    ``--objective-fn``, e.g. a short training run) replaces the accuracy table or
+    synflow as the score to maximise.
     """
     from ..console import progress
     from ..predictors import create_predictor
@@ -80,6 +85,10 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
     import time
 
     started = time.perf_counter()
+    config = config or SearchConfig()
+    adaptive = adaptive or AdaptiveConfig()
+    adaptive.check()
+    params = dict(params or {})
     _device(device)
     name = oracle or default_live_oracle()
     few_shot = name == "transfer"
@@ -88,6 +97,11 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
     if train < least:
         raise ConfigError(f"--train {train}: fitting {name} needs at least {least} measured "
                           f"cells (default {default})")
+    need = adaptive.calibration_cells()
+    if train < need:
+        raise ConfigError(f"--train {train}: a margin at --confidence {adaptive.confidence:g} "
+                          f"needs at least {need} timed cells to calibrate on; give --train "
+                          f"{need} or more, or a lower --confidence")
     if oracle == "true":
         raise ConfigError("--oracle true needs a table of measured latencies; with --device "
                           f"{device} every cell would have to be timed. Use a predictor name "
@@ -97,11 +111,13 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
     if objective_fn is None and (data_dir or __import__("os").environ.get("NASLOOP_DATA")):
         acc = load_accuracy(data_dir)
     used = objective_fn.label if objective_fn is not None else (
-        objective if acc is not None else "synflow")
+        config.objective if acc is not None else "synflow")
+    config = dataclasses.replace(config, objective=used, confidence=adaptive.confidence)
     # a bad budget, storage or mismatched resume fails before any cell is timed
     check_budget(None, budget_ms)
-    check_study(storage, study_name,
-                study_settings(budget_ms, device_name, oracle_label(name), used, mode, sampler))
+    check_study(config.storage, config.study_name,
+                study_settings(budget_ms, device_name, oracle_label(name), used, config.mode,
+                               config.sampler_label))
     timing = TimingProtocol(**{**LIVE_PROTOCOL.__dict__, "network": network})
     # one cache file per machine and protocol: tables never mix protocols
     machine = hashlib.sha1(f"{device}:{_cpu_model()}:{sorted(timing.key().items())}"
@@ -111,37 +127,26 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
         from ..transfer import informative_cells
         cells = informative_cells(train, pretrained=params.get("pretrained"))
     else:
-        cells = sample_cells(train, seed)
-    with progress() as bar:
-        task = bar.add_task(f"measure {train} cells on {device}", total=train, info="")
-        measure_to_csv(cells, csv_path, device, protocol=timing,
-                       on_cell=lambda n, tot, row: bar.update(task, completed=n))
-    table = load_csv_table(csv_path, name=f"live_{device}")
-    y = table.lookup(cells)
-    if Path(name).exists():
-        pred = load_predictor(name)
-        err.print(f"using the saved predictor {name} (not refitted)")
-    else:
-        pred = create_predictor(name, **params)
-        if "seed" in pred.get_params():
-            pred.set_params(seed=seed)
-        if ("prune_dead" in pred.get_params() and "prune_dead" not in params
-                and network == "reference"):
-            # the reference network executes every edge, dead ones included: on its
-            # timings the unpruned graph fits far better (docs/results.md, 76.9 vs 46.1 %
-            # within 10 % on the whole-space CPU table)
-            pred.set_params(prune_dead=False)
-        err.print(f"fitting {name} on {len(cells)} cells measured on this machine ({csv_path})")
-        pred.fit(cells, y)
-        if hasattr(pred, "summary"):  # auto: say what it chose and how well it validated
-            err.print(pred.summary(), highlight=False)
-    oracle_obj = PredictorOracle(pred, name=oracle_label(name))
-    everything = oracle_obj.predict_all()
-    bad = int(np.sum(~(everything > 0)))
-    if bad:
-        err.print(f"[yellow]{name} fitted on {len(cells)} cells predicts a non-positive latency "
-                  f"for {bad} of {len(everything)} cells: its answers there are meaningless "
-                  f"(finalists are still timed for real); use a larger --train[/yellow]")
+        cells = sample_cells(train, seed=int(config.seed))
+
+    live_bar: list = []  # the search's bar while it runs: one live display at a time
+
+    def measure(new: list[Arch], what: str) -> np.ndarray:
+        """Time cells with the table's protocol (cached in ``csv_path``); their latencies."""
+        label = f"measure {len(new)} {what} on {device}"
+        if live_bar:
+            bar = live_bar[0]
+            task = bar.add_task(label, total=len(new), info="")
+            measure_to_csv(new, csv_path, device, protocol=timing,
+                           on_cell=lambda n, tot, row: bar.update(task, completed=n))
+        else:
+            with progress() as bar:
+                task = bar.add_task(label, total=len(new), info="")
+                measure_to_csv(new, csv_path, device, protocol=timing,
+                               on_cell=lambda n, tot, row: bar.update(task, completed=n))
+        return load_csv_table(csv_path, name=f"live_{device}").lookup(new)
+
+    y = measure(cells, "cells")
     if objective_fn is not None:
         score = objective_fn
     elif acc is not None:
@@ -150,13 +155,68 @@ def live_search(device: str, budget_ms: float, *, oracle: str | None, train: int
         score = synflow_scores
         err.print("[yellow]no accuracy table: the objective is synflow, a data-free zero-cost "
                   "proxy of accuracy (log10 score; higher is better)[/yellow]")
-    with progress(transient=True) as bar:
-        task = bar.add_task("search", total=trials, info="")
-        res = run_search(None, budget_ms, oracle_obj, score,
-                         objective=used, trials=trials, sampler=sampler, mode=mode, seed=seed,
-                         storage=storage, study_name=study_name, top=top,
-                         validator=MeasureOracle(device, network=network), device_name=device_name,
-                         on_trial=lambda n, tot, info: bar.update(task, completed=n))
-    res.cells_measured = len(cells)
+    validator = MeasureOracle(device, network=network)
+    if Path(name).exists():
+        pred = load_predictor(name)
+        err.print(f"using the saved predictor {name} (not refitted)")
+        oracle_obj = PredictorOracle(pred, name=oracle_label(name))
+        # it never saw these cells: they calibrate its margin as they are
+        oracle_obj.calibration = Calibration(tuple(cells), tuple(float(v) for v in y),
+                                             "cells timed here (the predictor never saw them)")
+        _warn_non_positive(oracle_obj, name, len(cells))
+        with progress(transient=True) as bar:
+            task = bar.add_task("search", total=config.trials, info="")
+            res = run_search(None, budget_ms, oracle_obj, score, config, validator=validator,
+                             device_name=device_name,
+                             on_trial=lambda n, tot, info: bar.update(task, completed=n))
+        res.rounds = 1
+    else:
+        template = create_predictor(name, **params)
+        if "seed" in template.get_params():
+            template.set_params(seed=int(config.seed))
+        if ("prune_dead" in template.get_params() and "prune_dead" not in params
+                and network == "reference"):
+            # the reference network executes every edge, dead ones included: on its
+            # timings the unpruned graph fits far better (docs/results.md, 76.9 vs 46.1 %
+            # within 10 % on the whole-space CPU table)
+            template.set_params(prune_dead=False)
+
+        def on_round(r: int, rounds: int, n: int) -> None:
+            again = "" if r == 1 else (f" (search {r} of at most {rounds}: no finalist met "
+                                       "the budget, refitting on them)")
+            err.print(f"fitting {name} on {n} cells measured on this machine{again}")
+
+        def on_fitted(fitted: PredictorOracle) -> None:
+            if hasattr(fitted.predictor, "summary"):  # auto: what it chose, how it validated
+                err.print(fitted.predictor.summary(), highlight=False)
+            _warn_non_positive(fitted, name, fitted.predictor.fit_info_["train_cells"])
+
+        with progress(transient=True) as bar:
+            live_bar.append(bar)
+            task = bar.add_task("search", total=config.trials, info="")
+
+            def on_trial(n: int, tot: int, info: dict) -> None:
+                bar.update(task, completed=n)
+
+            res = adaptive_search(template, cells, y, lambda new: measure(new, "finalists"),
+                                  budget_ms, score, config, adaptive, validator=validator,
+                                  name=oracle_label(name), device_name=device_name,
+                                  on_round=lambda r, k, n: (bar.reset(task), on_round(r, k, n)),
+                                  on_fitted=on_fitted,
+                                  on_trial=on_trial)
+    if res.margin != 1.0:
+        err.print(f"feasible meant predicted x {res.margin:.3f} <= {budget_ms:g} ms (a margin "
+                  f"calibrated for {adaptive.confidence:g} confidence on out-of-sample cells)")
     res.seconds = time.perf_counter() - started
+    if res.cells_measured is None:
+        res.cells_measured = len(cells)
     return res
+
+
+def _warn_non_positive(oracle: PredictorOracle, name: str, n: int) -> None:
+    everything = oracle.predict_all()
+    bad = int(np.sum(~(everything > 0)))
+    if bad:
+        err.print(f"[yellow]{name} fitted on {n} cells predicts a non-positive latency "
+                  f"for {bad} of {len(everything)} cells: its answers there are meaningless "
+                  f"(finalists are still timed for real); use a larger --train[/yellow]")
