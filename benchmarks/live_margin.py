@@ -14,7 +14,8 @@ Policies (:class:`nasloop.search.adaptive.AdaptiveConfig`): ``none`` (as before)
 search) and ``mC+refit``. A search that ships nothing is failed and counted, with the
 regret of the least accurate feasible cell, as in the search benchmark.
 
-    python benchmarks/live_margin.py --out benchmarks/results/live_margin.jsonl
+    python benchmarks/live_margin.py --out benchmarks/results/live_margin.jsonl \
+        --policies none,refit,m0.5+refit,m0.7+refit,m0.8+refit,m0.9+refit
     python benchmarks/live_margin.py --report benchmarks/results/live_margin.jsonl
 """
 from __future__ import annotations
@@ -34,12 +35,13 @@ from transfer import FAMILIES  # noqa: E402  (benchmarks/ is on sys.path when ru
 LIVE_FAMILIES = {**FAMILIES, "epyc_measured": ["measured_cpu_epyc_1t",
                                                "measured_cpu_epyc_1t_deployable"]}
 POLICIES = {"none": (None, 1), "refit": (None, 3), "m0.8": (0.8, 1), "m0.9": (0.9, 1),
-            "m0.95": (0.95, 1), "m0.8+refit": (0.8, 3), "m0.9+refit": (0.9, 3),
-            "m0.95+refit": (0.95, 3)}
+            "m0.95": (0.95, 1), "m0.5+refit": (0.5, 3), "m0.7+refit": (0.7, 3),
+            "m0.8+refit": (0.8, 3), "m0.9+refit": (0.9, 3), "m0.95+refit": (0.95, 3)}
 QUANTILES = (0.25, 0.5, 0.75)
 
 
-def run(out: Path, ks: tuple[int, ...], seeds: int, families: list[str]) -> None:
+def run(out: Path, ks: tuple[int, ...], seeds: int, families: list[str],
+        policies: list[str]) -> None:
     from nasloop.data import available_devices, load_accuracy, load_device
     from nasloop.predictors import create_predictor
     from nasloop.search import SearchConfig, TableOracle
@@ -83,7 +85,8 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, families: list[str]) -> None
                 for q in QUANTILES:
                     budget = float(np.nanquantile(y_all, q))
                     for seed in range(seeds):
-                        for pol, (conf, rounds) in POLICIES.items():
+                        for pol in policies:
+                            conf, rounds = POLICIES[pol]
                             res = adaptive_search(
                                 create_predictor("transfer", pretrained=str(path)), cells, y,
                                 table.lookup, budget, acc, SearchConfig(seed=seed),
@@ -114,12 +117,14 @@ def report(path: Path) -> None:
         runs = [(r["device"], x) for r in recs if r["k"] == k for x in r["runs"]]
         devices = sorted({d for d, _ in runs})
         t = Table(title=f"live job replayed on {len(devices)} tables, K={k} informative cells "
-                        f"({len(runs) // len(POLICIES)} searches per policy)")
+                        f"({len(runs) // len({x['policy'] for _, x in runs})} searches per policy)")
         for c in ("policy", "failed %", "tables with a failure", "mean regret", "median slack %",
                   "cells fitted", "true checks", "accuracy evals"):
             t.add_column(c, justify="right" if c != "policy" else "left")
         for pol in POLICIES:
             xs = [(d, x) for d, x in runs if x["policy"] == pol]
+            if not xs:
+                continue
             fails = [x["failed"] for _, x in xs]
             bad = len({d for d, x in xs if x["failed"]})
             slack = [x["slack"] for _, x in xs if x["slack"] is not None]
@@ -136,12 +141,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--report", type=Path, default=None)
-    ap.add_argument("--k", default="20,30")
+    ap.add_argument("--k", default="30")
+    ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--families", default=",".join(LIVE_FAMILIES))
     a = ap.parse_args()
     if a.out:
-        run(a.out, tuple(int(k) for k in a.k.split(",")), a.seeds, a.families.split(","))
+        run(a.out, tuple(int(k) for k in a.k.split(",")), a.seeds, a.families.split(","),
+            a.policies.split(","))
     if a.report or a.out:
         report(a.report or a.out)
 

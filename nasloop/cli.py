@@ -523,7 +523,7 @@ class BudgetType(click.ParamType):
                    "transfer with --device cpu|cuda).")
 @click.option("--train", default=None, type=click.IntRange(1),
               help="Measured cells a predictor oracle is fitted on [default: 900 from a table; "
-                   "with --device cpu|cuda: 30 for transfer, else 200, measured now].")
+                   "with --device cpu|cuda: 20 for transfer, else 200, measured now].")
 @click.option("--config", default=None,
               help="Hyperparameter file for the oracle's predictor (a path or a name in configs/).")
 @click.option("--objective", default="cifar10", show_default=True,
@@ -550,8 +550,8 @@ class BudgetType(click.ParamType):
 @click.option("--confidence", default=None, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Feasible means within budget with this probability (e.g. 0.95): the "
                    "oracle's answers get a split-conformal margin from its validation cells "
-                   "[default: none; 0.9 with --device cpu/cuda, from out-of-sample "
-                   "predictions of the timed cells].")
+                   "[default: none; 0.5 with --device cpu/cuda (a bias correction), from "
+                   "out-of-sample predictions of the timed cells].")
 @click.option("--rounds", default=None, type=click.IntRange(1),
               help="With --device cpu/cuda: at most this many searches; when no finalist "
                    "meets the budget, they are timed, the oracle is refitted with them and "
@@ -640,7 +640,7 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                                "--device cpu/cuda only; with a table, leave it out")
     if device in ("cpu", "cuda") and oracle is None:
         from .workflow.live import default_live_oracle
-        oracle = default_live_oracle()  # transfer from ~30 cells when a model ships
+        oracle = default_live_oracle()  # transfer from 20 cells when a model ships
     oracle = oracle or DEFAULT_ORACLE
     sampler = sampler or default_sampler(mode)
     make_sampler(sampler, seed, mode)  # --sampler guided --mode pareto fails at once

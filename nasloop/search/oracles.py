@@ -282,6 +282,6 @@ def conformal_margin(oracle: LatencyOracle, confidence: float) -> float:
     if k > n:
         need = calibration_cells_needed(confidence)
         raise ConfigError(f"--confidence {confidence:g} needs at least {need} calibration cells, "
-                          f"the oracle has {n}; lower --confidence or calibrate on more cells (--val, or "
-                          "--train with --device cpu/cuda)")
+                          f"the oracle has {n}; lower --confidence or calibrate on more cells "
+                          "(--val, or --train with --device cpu/cuda)")
     return float(np.exp(r[k - 1]))
