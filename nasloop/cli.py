@@ -638,6 +638,10 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     if rounds is not None and device not in ("cpu", "cuda"):
         raise click.UsageError(f"--rounds {rounds}: refits time new cells, so they serve "
                                "--device cpu/cuda only; with a table, leave it out")
+    if rounds is not None and oracle and oracle != "true" and os.path.exists(oracle):
+        raise click.UsageError(f"--rounds {rounds}: the saved predictor {oracle} is used as "
+                               "it is, never refitted; give a predictor name, or leave "
+                               "--rounds out")
     if device in ("cpu", "cuda") and oracle is None:
         from .workflow.live import default_live_oracle
         oracle = default_live_oracle()  # transfer from 20 cells when a model ships

@@ -141,6 +141,12 @@ def test_live_search_needs_no_data_and_validates_by_timing(monkeypatch, tmp_path
     assert not list(tmp_path.glob("live-cpu-*.csv"))
     r = run("search", "-d", "desktop_cpu", "--budget", "5ms", "--rounds", "2")
     assert r.exit_code == 2 and "--rounds 2" in r.stderr  # refits time cells: live mode only
+    r = run("search", "--device", "cpu", "--budget", "5ms", "--oracle", str(tmp_path),
+            "--rounds", "2")
+    assert r.exit_code == 2 and "never refitted" in r.stderr  # a saved predictor is as it is
+    r = run("search", "--device", "cpu", "--budget", "5ms", "--report", "--storage",
+            f"sqlite:///{tmp_path / 'x.db'}")
+    assert r.exit_code != 0 and "--report" in r.stderr and "would time cells" in r.stderr
     # the main job's default oracle: transfer, adapted on the informative cells timed here
     r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "9",
             "--trials", "15", "--top", "2", "--cache-dir", str(tmp_path), "--json")
@@ -176,7 +182,8 @@ def test_live_search_refits_on_failed_finalists(monkeypatch, tmp_path):
     res = json.loads(r.stdout)
     assert res["failed"] and res["rounds"] == 2 and "after 2 searches" in res["message"]
     assert "search 2 of at most 2" in r.stderr
-    assert res["true_checks"] == len(set(checked)) >= 2
+    # the second search checked 2 new finalists: a rejected one is never proposed again
+    assert res["true_checks"] == len(checked) == len(set(checked)) == 4
     assert 9 < res["cells_measured"] <= 9 + 2  # the first search's failed finalists joined
 
 

@@ -5,9 +5,11 @@ exactly the networks it underestimates: every finalist sits just under the budge
 session 6 all five finalists of four runs on an idle machine were over the budget once
 timed (docs/results.md). Two remedies, both from measurements only:
 
-* **a cross-conformal margin**: out-of-fold predictions of the fitted cells (every cell
-  predicted by a copy fitted without it) calibrate ``true <= margin * predicted`` at
-  ``confidence`` (:func:`~nasloop.search.oracles.conformal_margin`);
+* **a conformal margin**: out-of-fold predictions of the fitted cells (every cell
+  predicted by a copy fitted without its fold: cross-conformal), or a predictor's own
+  validation predictions (``auto``), calibrate ``true <= margin * predicted`` at
+  ``confidence`` (:func:`~nasloop.search.oracles.conformal_margin`); fitted cells and
+  checked finalists count as measured, with no margin;
 * **refits**: when no finalist meets the budget, the finalists that failed (the most
   informative cells there are: near the budget, where the model erred) are measured like
   the fitted cells, join them, and the oracle is refitted and the search run again, at
@@ -40,6 +42,8 @@ from .study import SearchConfig, SearchResult, run_search
 #: median margin is kept because on this machine the model underestimated every finalist
 DEFAULT_CONFIDENCE = 0.5
 DEFAULT_ROUNDS = 3
+#: the fewest of a predictor's own held-out cells a margin is calibrated on (else: folds)
+MIN_HELD_OUT = 10
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def calibrated_oracle(predictor: Predictor, cells: list[Arch], y: np.ndarray, *,
     if not margin:
         return oracle
     held = getattr(predictor, "held_out_", None)
-    if held is not None and len(held[0]) >= least:
+    if held is not None and len(held[0]) >= max(least, MIN_HELD_OUT):
         hx, hy, hp = held
         source = "the predictor's validation cells (predicted before it was fitted on them)"
     else:
@@ -110,13 +114,23 @@ def calibrated_oracle(predictor: Predictor, cells: list[Arch], y: np.ndarray, *,
     return oracle
 
 
-def _measured(cells: list[Arch], y: np.ndarray, share: bool) -> dict[int, float]:
-    """Cell index -> measured ms; with ``share`` (isomorphs are one network on the device,
-    as the validator says) every cell of a measured network's class gets its latency."""
-    out = {arch_index(a): float(v) for a, v in zip(cells, y)}
-    if share:
+def measured_cells(cells: list[Arch], y: np.ndarray, verdicts: dict[Arch, float],
+              share: bool) -> dict[int, float]:
+    """Cell index -> measured ms: the fitted cells, and every finalist the validator checked
+    (the larger of two timings: a finalist rejected once is never proposed again). With
+    ``share`` (isomorphs are one network on the device, as the validator says) every cell
+    of a measured network's class gets the slowest timing of the class."""
+    out: dict[int, float] = {}
+    for a, v in [*zip(cells, (float(x) for x in y)), *verdicts.items()]:
+        i = arch_index(a)
+        if np.isfinite(v):
+            out[i] = max(out.get(i, v), v)
+    if share and out:
         reps = canonical_representatives()
-        by_class = {int(reps[i]): v for i, v in out.items()}
+        by_class: dict[int, float] = {}
+        for i, v in out.items():
+            c = int(reps[i])
+            by_class[c] = max(by_class.get(c, v), v)
         members = np.flatnonzero(np.isin(reps, list(by_class)))
         out = {int(i): by_class[int(reps[i])] for i in members}
     return out
@@ -134,48 +148,67 @@ def adaptive_search(predictor: Predictor, cells: Sequence[Arch], y: Sequence[flo
     """Fit on ``cells``, search with a calibrated margin, refit on failed finalists.
 
     ``measure(cells) -> ms`` times new cells the way ``cells`` were timed; ``validator``
-    checks finalists (its answers are reused across rounds). ``predictor`` is an unfitted
-    template: each round fits a fresh copy. The result is the last round's, with
+    checks finalists (its answers are reused across rounds, and a finalist it rejected is
+    taken as over the budget from then on). ``predictor`` is an unfitted template: each
+    round fits a fresh copy. Only the first search uses ``config.storage``: a refit's
+    search has another oracle, so it runs in memory. The result is the last search's, with
     ``cells_measured`` (every cell fitted on), ``rounds``, and ``true_checks`` and
-    ``accuracy_evaluations`` counted over all rounds (distinct cells). ``on_round(round,
-    rounds, cells)`` is called before each fit, ``on_fitted(oracle)`` after it.
+    ``accuracy_evaluations`` counted over all searches (distinct cells). Ctrl-C or an
+    error in a refit returns the last finished search. ``on_round(round, rounds, cells)``
+    is called before each fit, ``on_fitted(oracle)`` after it.
     """
     adaptive = adaptive or AdaptiveConfig()
     adaptive.check()
     cells, y = list(cells), np.asarray(y, dtype=np.float64)
     label = name or predictor.name
     score = accuracy if isinstance(accuracy, AccuracyTable) else _Memo(accuracy)
-    checked: set[str] = set()
+    verdicts: dict[Arch, float] = {}  # every finalist checked, and its true latency
     evaluated: set[str] = set()
+    checked: set[str] = set()
     res: SearchResult | None = None
-    for r in range(1, int(adaptive.rounds) + 1):
-        if on_round is not None:
-            on_round(r, int(adaptive.rounds), len(cells))
-        pred = type(predictor)(**predictor.get_params())
-        oracle = calibrated_oracle(pred, cells, y, name=label, folds=adaptive.folds,
-                                   seed=int(config.seed), margin=adaptive.confidence is not None,
-                                   least=adaptive.calibration_cells())
-        oracle.measured = _measured(cells, y, share=validator.canonical_cache)
-        if on_fitted is not None:
-            on_fitted(oracle)
-        study = config.study_name
-        if config.storage is not None and r > 1:  # a refit's search is a new study
-            study = f"{study or 'nasloop'}-refit{r - 1}"
-        cfg = dataclasses.replace(config, confidence=adaptive.confidence, study_name=study)
-        res = run_search(table, budget_ms, oracle, score, cfg, validator=validator,
-                         device_name=device_name, on_trial=on_trial)
-        checked |= {c.arch for c in res.finalists}
+    rounds = int(adaptive.rounds)
+    for r in range(1, rounds + 1):
+        try:
+            if r > 1:  # learn from the finalists that failed: time them like the fitted cells
+                known = set(cells)
+                missed = [Arch.parse(c.arch) for c in res.finalists if c.feasible_true is False]
+                missed = [a for a in missed if a not in known]
+                if missed:
+                    y = np.concatenate([y, np.asarray(measure(missed), dtype=np.float64)])
+                    cells += missed
+            if on_round is not None:
+                on_round(r, rounds, len(cells))
+            pred = type(predictor)(**predictor.get_params())
+            oracle = calibrated_oracle(pred, cells, y, name=label, folds=adaptive.folds,
+                                       seed=int(config.seed),
+                                       margin=adaptive.confidence is not None,
+                                       least=adaptive.calibration_cells())
+            oracle.measured = measured_cells(cells, y, verdicts, share=validator.canonical_cache)
+            if on_fitted is not None:
+                on_fitted(oracle)
+            cfg = dataclasses.replace(config, confidence=adaptive.confidence)
+            if r > 1:
+                cfg = dataclasses.replace(cfg, storage=None, study_name=None)
+            found = run_search(table, budget_ms, oracle, score, cfg, validator=validator,
+                               device_name=device_name, on_trial=on_trial)
+        except KeyboardInterrupt:
+            if res is None:
+                raise
+            res.interrupted = True  # the last finished search stands
+            break
+        except ConfigError as e:
+            if res is None:
+                raise
+            res.message += f"; refit {r - 1} stopped: {e}"
+            break
+        res = found
+        verdicts.update({Arch.parse(c.arch): c.true_latency_ms for c in res.finalists
+                         if c.true_latency_ms is not None})
         evaluated |= {h["arch"] for h in res.history}
+        checked |= {c.arch for c in res.finalists}
         res.rounds = r
-        if not res.failed or res.interrupted or r == adaptive.rounds:
+        if not res.failed or res.interrupted or not res.finalists:
             break
-        known = set(cells)
-        missed = [Arch.parse(c.arch) for c in res.finalists if c.feasible_true is False]
-        missed = [a for a in missed if a not in known]
-        if not missed:  # nothing new to learn from: another round would repeat this one
-            break
-        cells += missed
-        y = np.concatenate([y, np.asarray(measure(missed), dtype=np.float64)])
     assert res is not None
     res.cells_measured = len(cells)
     res.true_checks = len(checked)

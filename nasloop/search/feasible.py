@@ -24,12 +24,13 @@ class FeasibleSpace:
 
     ``margin`` multiplies every oracle answer before the comparison with the budget (a
     calibrated safety factor, see :func:`nasloop.search.oracles.conformal_margin`; 1 means
-    none), or each cell's answer its own (an array: measured cells need none).
+    none), except the answers of ``exact`` cells (indices): those are measurements.
     """
 
     latency_ms: np.ndarray
     budget_ms: float
-    margin: float | np.ndarray = 1.0
+    margin: float = 1.0
+    exact: np.ndarray | None = None
     #: per cell index, the index of the first cell of its class (the class id)
     class_of: np.ndarray = field(init=False, repr=False)
     #: representative cell index of every feasible class, ascending
@@ -43,6 +44,8 @@ class FeasibleSpace:
         self.latency_ms = lat
         self.class_of = canonical_representatives()
         eff = lat * self.margin
+        if self.exact is not None and len(self.exact):
+            eff[self.exact] = lat[self.exact]
         ok = np.isfinite(eff) & (eff <= self.budget_ms)
         key = np.where(ok, eff, np.inf)
         order = np.lexsort((np.arange(NUM_CELLS), key))  # fastest first, then lowest index

@@ -154,7 +154,9 @@ class SearchResult:
     #: live mode: cells timed on this machine to fit the oracle, and the whole job's time
     cells_measured: int | None = None
     seconds: float | None = None
-    #: searches run, each after a refit on the finalists the last one got wrong (live mode)
+    #: searches run, each after a refit on the finalists the last one got wrong (live mode);
+    #: ``trials``, ``finalists``, ``history`` are then the last search's, while
+    #: ``true_checks``, ``accuracy_evaluations`` and ``cells_measured`` count every search
     rounds: int | None = None
     #: what latencies and the budget are in: "ms", or "load" for several targets (a
     #: cell's largest latency/budget over the targets; the budget is then 1)
@@ -294,14 +296,12 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
         return score_cache[a]
 
     latency_all = np.asarray(oracle.latency_all(), dtype=np.float64)
-    cell_margin: float | np.ndarray = margin
+    exact = None
     if oracle.measured:  # measured cells are known: their measurement, no margin
-        idx = np.fromiter(oracle.measured, dtype=np.int64)
+        exact = np.fromiter(oracle.measured, dtype=np.int64)
         latency_all = latency_all.copy()
-        latency_all[idx] = np.fromiter(oracle.measured.values(), dtype=np.float64)
-        cell_margin = np.full(len(latency_all), margin)
-        cell_margin[idx] = 1.0
-    space = FeasibleSpace(latency_all, budget_ms, cell_margin)
+        latency_all[exact] = np.fromiter(oracle.measured.values(), dtype=np.float64)
+    space = FeasibleSpace(latency_all, budget_ms, margin, exact)
     sampler.bind(space)
 
     # failed trials re-raise their error anyway; optuna's warning would repeat it with a traceback
@@ -332,7 +332,6 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
 
     res = _summarise(study, table, space, oracle, validator, acc_of, scores_everywhere, cfg,
                      interrupted, unit, device_label, per_device)
-    res.margin = margin
     res.oracle_calls = len(latency_all)
     res.device = device_label
     return res
@@ -444,7 +443,7 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
         regret = optimum["accuracy"] - optimum["worst_accuracy"]
     fp = sum(c.false_positive for c in finalists)
     unverified = sum(c.true_latency_ms is None for c in finalists)
-    margin_note = (f" with the {cfg.confidence:g}-confidence margin (x{np.max(space.margin):.3f})"
+    margin_note = (f" with the {cfg.confidence:g}-confidence margin (x{space.margin:.3f})"
                    if cfg.confidence is not None else "")
     msg = ""
     fastest = None
@@ -491,8 +490,7 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
         interrupted=interrupted, unverified=unverified, message=msg, fastest=fastest,
         objective_description=objective_label(cfg.objective),
         accuracy_evaluations=len(seen), oracle_calls=NUM_CELLS,
-        feasible_networks=space.n_networks, margin=float(np.max(space.margin)),
-        confidence=cfg.confidence,
+        feasible_networks=space.n_networks, margin=space.margin, confidence=cfg.confidence,
         failed=failed, pareto_front=front, history=history, unit=unit)
 
 

@@ -291,6 +291,10 @@ def check_worker_options(storage: str | None, workers: int | None, report: bool,
         raise ConfigError("--report reads a stored study: add --storage URL (and --study-name)")
     if report and workers:
         raise ConfigError("--report evaluates nothing: leave out --workers")
+    if report and device in ("cpu", "cuda"):
+        raise ConfigError(f"--report with --device {device} would time cells here before "
+                          "reading the study; give the device table the study searched, or "
+                          "leave --report out")
     if not workers:
         return
     if device in ("cpu", "cuda"):

@@ -21,7 +21,7 @@ from ..data import load_accuracy
 from ..data.tables import load_csv_table
 from ..errors import ConfigError
 from ..predictors import load_predictor
-from ..search.adaptive import AdaptiveConfig, adaptive_search
+from ..search.adaptive import AdaptiveConfig, measured_cells, adaptive_search
 from ..search.oracles import (DEFAULT_ORACLE, Calibration, LatencyOracle, PredictorOracle,
                               default_cache_dir, oracle_label)
 from ..search.storage import check_study, study_settings
@@ -140,8 +140,11 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
         if live_bar:
             bar = live_bar[0]
             task = bar.add_task(label, total=len(new), info="")
-            measure_to_csv(new, csv_path, device, protocol=timing,
-                           on_cell=lambda n, tot, row: bar.update(task, completed=n))
+            try:
+                measure_to_csv(new, csv_path, device, protocol=timing,
+                               on_cell=lambda n, tot, row: bar.update(task, completed=n))
+            finally:
+                bar.remove_task(task)
         else:
             with progress() as bar:
                 task = bar.add_task(label, total=len(new), info="")
@@ -166,6 +169,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
         # it never saw these cells: they calibrate its margin as they are
         oracle_obj.calibration = Calibration(tuple(cells), tuple(float(v) for v in y),
                                              "cells timed here (the predictor never saw them)")
+        oracle_obj.measured = measured_cells(cells, y, {}, share=validator.canonical_cache)
         _warn_non_positive(oracle_obj, name, len(cells))
         with progress(transient=True) as bar:
             task = bar.add_task("search", total=config.trials, info="")
@@ -201,15 +205,19 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
             def on_trial(n: int, tot: int, info: dict) -> None:
                 bar.update(task, completed=n)
 
-            res = adaptive_search(template, cells, y, lambda new: measure(new, "finalists"),
-                                  budget_ms, score, config, adaptive, validator=validator,
-                                  name=oracle_label(name), device_name=device_name,
-                                  on_round=lambda r, k, n: (bar.reset(task), on_round(r, k, n)),
-                                  on_fitted=on_fitted,
-                                  on_trial=on_trial)
+            try:
+                res = adaptive_search(template, cells, y, lambda new: measure(new, "finalists"),
+                                      budget_ms, score, config, adaptive, validator=validator,
+                                      name=oracle_label(name), device_name=device_name,
+                                      on_round=lambda r, k, n: (bar.reset(task),
+                                                                on_round(r, k, n)),
+                                      on_fitted=on_fitted, on_trial=on_trial)
+            finally:
+                live_bar.clear()
     if res.margin != 1.0:
         err.print(f"feasible meant predicted x {res.margin:.3f} <= {budget_ms:g} ms (a margin "
-                  f"calibrated for {adaptive.confidence:g} confidence on out-of-sample cells)")
+                  f"calibrated for {adaptive.confidence:g} confidence on out-of-sample cells); "
+                  "cells timed here counted as timed")
     res.seconds = time.perf_counter() - started
     if res.cells_measured is None:
         res.cells_measured = len(cells)
