@@ -555,7 +555,8 @@ class BudgetType(click.ParamType):
 @click.option("--rounds", default=None, type=click.IntRange(1),
               help="With --device cpu/cuda: at most this many searches; when no finalist "
                    "meets the budget, they are timed, the oracle is refitted with them and "
-                   "the search runs again [default: 3; 1: no refit].")
+                   "the search runs again [default: 3; 1: no refit]. Only the first "
+                   "search goes to --storage: a refit's oracle is another one.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a hyperparameter of the oracle's predictor.")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
