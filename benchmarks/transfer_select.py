@@ -6,8 +6,9 @@ random draws). Three candidates are fitted on the K cells: ``transfer``, ``layer
 (NNLS) and ``linear``. Each gets a 10-fold cross-validated mean |log error| on those cells.
 ``pick`` takes the lowest; ``cons`` keeps ``transfer`` unless another is 10 % lower. The
 report gives the mean Spearman over the 17 families and the mean acc_10 over the tables.
+``cons`` is what ``transfer --set select=true`` does; the script checks that it agrees.
 
-    python benchmarks/transfer_select.py            # about 2.5 minutes, one core
+    python benchmarks/transfer_select.py            # about 3.5 minutes, one core
     python benchmarks/transfer_select.py --report
 """
 import json
@@ -73,6 +74,11 @@ def run():
                     pick=min(CANDS,key=lambda c:(errs[c], c!="transfer"))
                     # conservative: switch only if 10 % better
                     cons="transfer" if errs[pick] > errs["transfer"]*0.9 else pick
+                    # the same choice as built into the predictor: transfer --set select=true
+                    p = create_predictor("transfer", pretrained=str(path), select=True).fit(cells, y)
+                    m = latency_metrics(y_all[test], np.maximum(p.predict(tc), 1e-6))
+                    row["select"] = {"sp": m["spearman"], "a10": m["acc_10"],
+                                     "chosen": p.source_.get("selection", {}).get("chosen", "transfer")}
                     row["pick"]=pick; row["cons"]=cons
                     out.write(json.dumps(row)+"\n"); out.flush()
             print(fam, dev, flush=True)
@@ -96,6 +102,10 @@ def report():
         for r in sel: picks[r['cons']]+=1
         print('      cons picks', dict(picks))
 
+    same = sum(r["select"]["chosen"] == r["cons"] and abs(r["select"]["a10"] - r[r["cons"]]["a10"]) < 1e-9
+               for r in rows)
+    print(f"transfer --set select=true made the same choice and score as cons in {same} of "
+          f"{len(rows)} fits")
     a9 = auto900()  # auto on 900 cells, read from the stored every-device results
     for kind in ("inf", "rnd"):
         acc = defaultdict(lambda: defaultdict(list))

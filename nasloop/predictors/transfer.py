@@ -6,8 +6,9 @@ regression under the prior learned from the other devices. The model's columns i
 additive op costs with and without dead ops, so with more cells the device's own additive
 costs are learnt too. Beside it, a ridge regression on the pretraining tables' principal
 components (the "regress on the other tables" view); the prediction is the weighted
-geometric mean of the two (``table_weight``, 0 = the factor model alone). Nothing
-depends on the device's name.
+geometric mean of the two (``table_weight``, 0 = the factor model alone). With
+``select=True`` an additive model fitted from scratch replaces both when cross-validation
+on the fitted cells prefers it. Nothing depends on the device's name.
 """
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ from .base import Predictor, _num, load_json_state, save_json_state
 from .registry import register_predictor
 
 
+#: ``select=True``: the additive models that may replace the transfer model, the folds and
+#: the margin of the choice, and the fewest cells it is tried on
+SELECT_CANDIDATES = ("layerwise", "linear")
+SELECT_FOLDS, SELECT_MARGIN, SELECT_MIN_CELLS = 10, 0.1, 10
+
+
 @register_predictor("transfer")
 class TransferPredictor(Predictor):
     """Few-shot: a device embedding fitted on a few cells over pretrained cell factors."""
@@ -28,16 +35,19 @@ class TransferPredictor(Predictor):
     tags = {"stochastic": False, "iterative": False}
 
     def __init__(self, *, pretrained: str | None = None, noise_scale: float = 3.0,
-                 table_weight: float = 0.5):
+                 table_weight: float = 0.5, select: bool = False):
         self.pretrained = pretrained
         self.noise_scale = noise_scale
         self.table_weight = table_weight
+        self.select = select
 
     def _validate_params(self) -> None:
         if not _num(self.noise_scale) > 0:  # NaN (a bool, a string) fails too
             raise ConfigError(f"noise_scale must be > 0, got {self.noise_scale!r}")
         if not 0 <= _num(self.table_weight) <= 1:
             raise ConfigError(f"table_weight must be between 0 and 1, got {self.table_weight!r}")
+        if not isinstance(self.select, (bool, np.bool_)):
+            raise ConfigError(f"select must be true or false, got {self.select!r}")
 
     def _model(self):
         from ..transfer.pretrain import default_pretrained, load_pretrained
@@ -63,8 +73,47 @@ class TransferPredictor(Predictor):
         self.source_ = {"pretrained": str(pre.meta.get("path", "?")),
                         "tables": [s["name"] for s in pre.meta.get("sources", [])],
                         "ridge_view": view is not None}
+        self.member_ = None
+        if self.select and len(x) >= SELECT_MIN_CELLS:
+            self._select(list(x), np.asarray(y, dtype=np.float64))
+
+    def _select(self, x: list[Arch], y: np.ndarray) -> None:
+        """Give way to an additive model fitted from scratch when CV on the cells says so.
+
+        On nearly additive devices (the HELP GPUs) ``layerwise`` or ``linear`` on 50 cells
+        calibrates better than the pretrained prior (benchmarks/transfer_select.py).
+        Each candidate's 10-fold mean |log error| on the fitted cells is compared; the
+        transfer model is kept unless another is 10 % lower.
+        """
+        from .registry import create_predictor
+
+        n = len(x)
+        k = min(SELECT_FOLDS, n)
+        order = np.random.default_rng(0).permutation(n)
+        errors: dict[str, float] = {}
+        for name in ("transfer", *SELECT_CANDIDATES):
+            pred = np.full(n, np.nan)
+            try:
+                for f in range(k):
+                    held = order[f::k]
+                    keep = np.setdiff1d(order, held)
+                    p = (TransferPredictor(**{**self.get_params(), "select": False})
+                         if name == "transfer" else create_predictor(name))
+                    p.fit([x[i] for i in keep], y[keep])
+                    pred[held] = p.predict([x[i] for i in held])
+                errors[name] = float(np.mean(np.abs(np.log(np.maximum(pred, 1e-6) / y))))
+            except Exception:  # a candidate that cannot fit these cells is not chosen
+                errors[name] = float("inf")
+        best = min(SELECT_CANDIDATES, key=lambda c: errors[c])
+        chosen = best if errors[best] < errors["transfer"] * (1 - SELECT_MARGIN) else "transfer"
+        if chosen != "transfer":
+            self.member_ = create_predictor(chosen).fit(x, y)
+        self.source_["selection"] = {"chosen": chosen, "cv_log_error": errors,
+                                     "folds": k, "margin": SELECT_MARGIN}
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
+        if getattr(self, "member_", None) is not None:
+            return self.member_.predict(x)
         idx = np.fromiter((arch_index(a) for a in x), dtype=np.int64)
         log_ms = self.offset_ + self.factors_[idx] @ self.weights_
         if self.table_factors_ is not None:
@@ -77,6 +126,8 @@ class TransferPredictor(Predictor):
         if self.table_factors_ is not None:
             arrays["table_factors"] = self.table_factors_.astype(np.float32)
         np.savez_compressed(folder / "factors.npz", **arrays)
+        if getattr(self, "member_", None) is not None:
+            self.member_.save(folder / "member")
         save_json_state(folder, {
             "offset": self.offset_, "weights": self.weights_.tolist(), "source": self.source_,
             "table_offset": self.table_offset_,
@@ -95,6 +146,14 @@ class TransferPredictor(Predictor):
         self.offset_ = float(s["offset"])
         self.weights_ = np.asarray(s["weights"], dtype=np.float64)
         self.source_ = s.get("source", {})
+        chosen = self.source_.get("selection", {}).get("chosen", "transfer")
+        self.member_ = None
+        if chosen != "transfer":
+            from .base import load_predictor
+            self.member_ = load_predictor(folder / "member")
+            if self.member_.name != chosen:
+                raise DataError(f"{folder}: the saved member is {self.member_.name!r}, the "
+                                f"state says {chosen!r}; refit the predictor")
         self.table_offset_ = float(s.get("table_offset", 0.0))
         tw = s.get("table_weights")
         self.table_weights_ = None if tw is None else np.asarray(tw, dtype=np.float64)
