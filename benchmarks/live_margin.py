@@ -36,7 +36,10 @@ LIVE_FAMILIES = {**FAMILIES, "epyc_measured": ["measured_cpu_epyc_1t",
                                                "measured_cpu_epyc_1t_deployable"]}
 POLICIES = {"none": (None, 1), "refit": (None, 3), "m0.8": (0.8, 1), "m0.9": (0.9, 1),
             "m0.95": (0.95, 1), "m0.5+refit": (0.5, 3), "m0.7+refit": (0.7, 3),
-            "m0.8+refit": (0.8, 3), "m0.9+refit": (0.9, 3), "m0.95+refit": (0.95, 3)}
+            "m0.8+refit": (0.8, 3), "m0.9+refit": (0.9, 3), "m0.95+refit": (0.95, 3),
+            "m0.5+refit+select": (0.5, 3)}
+#: policies whose ``transfer`` gives way to an additive model by CV (``select=True``)
+SELECT = {"m0.5+refit+select"}
 QUANTILES = (0.25, 0.5, 0.75)
 
 
@@ -88,7 +91,8 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, families: list[str],
                         for pol in policies:
                             conf, rounds = POLICIES[pol]
                             res = adaptive_search(
-                                create_predictor("transfer", pretrained=str(path)), cells, y,
+                                create_predictor("transfer", pretrained=str(path),
+                                                 select=pol in SELECT), cells, y,
                                 table.lookup, budget, acc, SearchConfig(seed=seed),
                                 AdaptiveConfig(confidence=conf, rounds=rounds),
                                 validator=TableOracle(table), table=table)
