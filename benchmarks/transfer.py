@@ -14,7 +14,9 @@ test on all its other measured cells. Beside it, from the same K cells:
 
 Cells: ``transfer`` uses the model's informative cells (deterministic: one run) and also
 random cells (5 seeds); every other method uses the random cells. ``transfer_factors_*``
-is ``transfer`` with ``table_weight=0`` (its factor model alone, without the ridge view).
+is ``transfer`` with ``table_weight=0`` (its factor model alone, without the ridge view);
+``transfer_select_*`` is ``transfer`` with ``select=True`` (session 7: an additive model
+replaces it where 10-fold CV on the K cells prefers one).
 
     python benchmarks/transfer.py --out benchmarks/results/transfer_lofo.jsonl
     python benchmarks/transfer.py --report benchmarks/results/transfer_lofo.jsonl \
@@ -113,6 +115,7 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
                 inf = [np.array(sorted(arch_index(a) for a in chosen))]
                 plan = [("transfer_informative", inf), ("transfer_random", draws),
                         ("transfer_factors_informative", inf), ("transfer_factors_random", draws),
+                        ("transfer_select_informative", inf), ("transfer_select_random", draws),
                         ("ridge_tables", draws)]
                 plan += [(s, draws) for s in scratch]
                 for method, idx_list in plan:
@@ -122,7 +125,9 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
                         test = np.setdiff1d(meas, idx)
                         t1 = time.perf_counter()
                         if method.startswith("transfer"):
-                            alone = {"table_weight": 0.0} if method.startswith("transfer_factors") else {}
+                            alone = ({"table_weight": 0.0} if method.startswith("transfer_factors")
+                                     else {"select": True} if method.startswith("transfer_select")
+                                     else {})
                             p = create_predictor("transfer", pretrained=str(path), **alone)
                             p.fit([every[i] for i in idx], y[idx])
                             pred = p.predict([every[i] for i in test])
