@@ -4,12 +4,11 @@ import pytest
 
 from nasloop.data import load_accuracy, load_device
 from nasloop.errors import ConfigError
-from nasloop.predictors import Predictor, create_predictor
+from nasloop.predictors import Predictor, create_predictor, cross_val_predict
 from nasloop.search import Calibration, SearchConfig, TableOracle, conformal_margin
 from nasloop.search.adaptive import AdaptiveConfig, adaptive_search, calibrated_oracle
 from nasloop.search.oracles import PredictorOracle, calibration_cells_needed
 from nasloop.space import arch_index, canonical_representatives, sample_cells
-from nasloop.splits import cross_val_predict
 
 TABLE = {}
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..space import Arch, arch_index
-from .base import Predictor, _num, load_json_state, save_json_state
+from .base import Predictor, _num, cross_val_predict, load_json_state, save_json_state
 from .registry import register_predictor
 
 
@@ -87,20 +87,13 @@ class TransferPredictor(Predictor):
         """
         from .registry import create_predictor
 
-        n = len(x)
-        k = min(SELECT_FOLDS, n)
-        order = np.random.default_rng(0).permutation(n)
+        k = min(SELECT_FOLDS, len(x))
         errors: dict[str, float] = {}
         for name in ("transfer", *SELECT_CANDIDATES):
-            pred = np.full(n, np.nan)
+            template = (TransferPredictor(**{**self.get_params(), "select": False})
+                        if name == "transfer" else create_predictor(name))
             try:
-                for f in range(k):
-                    held = order[f::k]
-                    keep = np.setdiff1d(order, held)
-                    p = (TransferPredictor(**{**self.get_params(), "select": False})
-                         if name == "transfer" else create_predictor(name))
-                    p.fit([x[i] for i in keep], y[keep])
-                    pred[held] = p.predict([x[i] for i in held])
+                pred = cross_val_predict(template, x, y, folds=k, seed=0)
                 errors[name] = float(np.mean(np.abs(np.log(np.maximum(pred, 1e-6) / y))))
             except Exception:  # a candidate that cannot fit these cells is not chosen
                 errors[name] = float("inf")

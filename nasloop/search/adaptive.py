@@ -29,9 +29,8 @@ import numpy as np
 from ..data.accuracy import AccuracyTable
 from ..data.tables import LatencyTable
 from ..errors import ConfigError
-from ..predictors import Predictor
+from ..predictors import Predictor, cross_val_predict
 from ..space import Arch, arch_index, canonical_representatives
-from ..splits import cross_val_predict
 from .oracles import Calibration, LatencyOracle, PredictorOracle, calibration_cells_needed
 from .study import SearchConfig, SearchResult, run_search
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from ..data import load_accuracy
 from ..data.tables import load_csv_table
 from ..errors import ConfigError
 from ..predictors import load_predictor
-from ..search.adaptive import AdaptiveConfig, measured_cells, adaptive_search
+from ..search.adaptive import AdaptiveConfig, adaptive_search, measured_cells
 from ..search.oracles import (DEFAULT_ORACLE, Calibration, LatencyOracle, PredictorOracle,
                               default_cache_dir, oracle_label)
 from ..search.storage import check_study, study_settings
@@ -136,20 +137,15 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
 
     def measure(new: list[Arch], what: str) -> np.ndarray:
         """Time cells with the table's protocol (cached in ``csv_path``); their latencies."""
-        label = f"measure {len(new)} {what} on {device}"
-        if live_bar:
-            bar = live_bar[0]
-            task = bar.add_task(label, total=len(new), info="")
+        with nullcontext(live_bar[0]) if live_bar else progress() as bar:
+            task = bar.add_task(f"measure {len(new)} {what} on {device}", total=len(new),
+                                info="")
             try:
                 measure_to_csv(new, csv_path, device, protocol=timing,
                                on_cell=lambda n, tot, row: bar.update(task, completed=n))
             finally:
-                bar.remove_task(task)
-        else:
-            with progress() as bar:
-                task = bar.add_task(label, total=len(new), info="")
-                measure_to_csv(new, csv_path, device, protocol=timing,
-                               on_cell=lambda n, tot, row: bar.update(task, completed=n))
+                if live_bar:  # the search's bar goes on: leave no finished row in it
+                    bar.remove_task(task)
         return load_csv_table(csv_path, name=f"live_{device}").lookup(new)
 
     y = measure(cells, "cells")
