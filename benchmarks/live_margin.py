@@ -30,7 +30,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 shared cores: one BLAS thread
 import numpy as np  # noqa: E402
 
-from transfer import FAMILIES  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from transfer import FAMILIES, connected_measured, pretrain_without  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 LIVE_FAMILIES = {**FAMILIES, "epyc_measured": ["measured_cpu_epyc_1t",
                                                "measured_cpu_epyc_1t_deployable"]}
@@ -51,7 +51,6 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, families: list[str],
     from nasloop.search.adaptive import AdaptiveConfig, adaptive_search
     from nasloop.space import arch_from_index
     from nasloop.transfer import informative_cells
-    from nasloop.transfer.pretrain import DEFAULT_RANK, Pretrained, pretrain_factors, save_pretrained
 
     done = set()
     if out.is_file():
@@ -68,17 +67,12 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, families: list[str],
         if all((m, k) in done for m in members for k in ks):
             continue
         t0 = time.perf_counter()
-        src = [n for n in names if n not in members]
-        logl = np.stack([np.log(tables[n].latency_ms) for n in src], axis=1)
-        path = save_pretrained(Pretrained(pretrain_factors(logl, rank=DEFAULT_RANK),
-                                          {"format": "nasloop-transfer/1",
-                                           "sources": [{"name": n} for n in src],
-                                           "excluded": members}), tmp / f"{fam}.npz")
+        path, _, _ = pretrain_without(members, {n: tables[n].latency_ms for n in names}, tmp,
+                                      fam)
         for dev in members:
             table = tables[dev]
             y_all = table.latency_ms
-            meas = np.flatnonzero(~np.isnan(y_all))
-            cand = [every[i] for i in meas if every[i].is_connected()]
+            cand = [every[i] for i in connected_measured(y_all)]
             for k in ks:
                 if (dev, k) in done:
                     continue

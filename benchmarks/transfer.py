@@ -52,6 +52,73 @@ SCRATCH = ("linear", "layerwise", "xgboost")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def pretrain_without(members: list[str], lat: dict[str, np.ndarray], folder: Path,
+                     label: str) -> tuple[Path, np.ndarray, list[str]]:
+    """Pretrain ``transfer`` on every table in ``lat`` but ``members`` (one family held out).
+
+    Returns the saved model's path, the pretraining tables' log latencies (cells x tables)
+    and their names. Every leave-one-family-out benchmark pretrains through here.
+    """
+    from nasloop.transfer.pretrain import DEFAULT_RANK, Pretrained, pretrain_factors, save_pretrained
+
+    src = [n for n in lat if n not in members]
+    logl = np.stack([np.log(lat[n]) for n in src], axis=1)
+    model = pretrain_factors(logl, rank=DEFAULT_RANK)
+    path = save_pretrained(Pretrained(model, {"format": "nasloop-transfer/1",
+                                              "sources": [{"name": n} for n in src],
+                                              "excluded": list(members)}),
+                           folder / f"{label}.npz")
+    return path, logl, src
+
+
+def connected_measured(y: np.ndarray) -> np.ndarray:
+    """Indices of the cells a table measured whose network is connected (the candidates)."""
+    from nasloop.space import arch_from_index
+
+    return np.array([i for i in np.flatnonzero(~np.isnan(y)) if arch_from_index(int(i)).is_connected()])
+
+
+def few_shot_sets(k: int, cand_idx: np.ndarray, path: Path, draws: int = 3) -> list:
+    """The K informative cells and ``draws`` seeded random draws, each as sorted indices."""
+    from nasloop.space import arch_from_index, arch_index
+    from nasloop.transfer import informative_cells
+
+    cand = [arch_from_index(int(i)) for i in cand_idx]
+    sets = [("inf", sorted(arch_index(a) for a in informative_cells(k, cand, pretrained=path)))]
+    sets += [(f"rnd{s}", sorted(np.random.default_rng(s).choice(cand_idx, k, replace=False)))
+             for s in range(draws)]
+    return [(tag, np.array(idx)) for tag, idx in sets]
+
+
+def few_shot_cases(ks: tuple[int, ...] = (20, 50), draws: int = 3):
+    """Every (family, table, K, cell set) of a leave-one-family-out few-shot experiment.
+
+    Yields ``(family, device, k, tag, path, cells, y, test, y_test)``: the model pretrained
+    without the family, the K fitted cells and their latencies, the test cells (every other
+    measured cell) and theirs. The family's progress is printed after each table.
+    """
+    import tempfile
+
+    from nasloop.data import available_devices, load_device
+    from nasloop.space import arch_from_index
+
+    names = [d.name for d in available_devices()]
+    lat = {n: load_device(n).latency_ms for n in names}
+    every = [arch_from_index(i) for i in range(15625)]
+    tmp = Path(tempfile.mkdtemp())
+    for fam, members in FAMILIES.items():
+        path, _, _ = pretrain_without(members, lat, tmp, fam)
+        for dev in members:
+            y_all = lat[dev]
+            meas = np.flatnonzero(~np.isnan(y_all))
+            for k in ks:
+                for tag, idx in few_shot_sets(k, connected_measured(y_all), path, draws):
+                    test = np.setdiff1d(meas, idx)
+                    yield (fam, dev, k, tag, path, [every[i] for i in idx], y_all[idx],
+                           [every[i] for i in test], y_all[test])
+            print(fam, dev, flush=True)
+
+
 def _stats(v: list[float]) -> tuple[float, float]:
     a = np.asarray(v, dtype=np.float64)
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else math.nan
@@ -75,7 +142,7 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
     from nasloop.space import arch_from_index, arch_index
     from nasloop.transfer import informative_cells
     from nasloop.transfer.core import complete_log_matrix
-    from nasloop.transfer.pretrain import DEFAULT_RANK, Pretrained, pretrain_factors, save_pretrained
+    from nasloop.transfer.pretrain import DEFAULT_RANK
 
     done = set()
     if out.is_file():
@@ -93,20 +160,15 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
     for fam in families:
         members = FAMILIES[fam]
         t0 = time.perf_counter()
-        src = [n for n in names if n not in members]
-        logl = np.stack([np.log(lat[n]) for n in src], axis=1)
-        model = pretrain_factors(logl, rank=DEFAULT_RANK)
-        path = save_pretrained(Pretrained(model, {"format": "nasloop-transfer/1",
-                                                  "sources": [{"name": n} for n in src],
-                                                  "excluded": members}), tmp / f"{fam}.npz")
+        path, logl, src = pretrain_without(members, lat, tmp, fam)
         filled = complete_log_matrix(logl, DEFAULT_RANK)
         print(f"{fam}: pretrained on {len(src)} tables in {time.perf_counter() - t0:.1f} s",
               flush=True)
         for dev in members:
             y = lat[dev]
             meas = np.flatnonzero(~np.isnan(y))
-            cand = [every[i] for i in meas if every[i].is_connected()]
-            cand_idx = np.array([i for i in meas if every[i].is_connected()])
+            cand_idx = connected_measured(y)
+            cand = [every[i] for i in cand_idx]
             for k in ks:
                 runs: dict[str, list[dict]] = {}
                 draws = [np.random.default_rng(s).choice(cand_idx, k, replace=False)
