@@ -33,6 +33,42 @@ def _key(r: dict) -> tuple:
     return (r["device"], r.get("label", r["predictor"]), r["protocol"]["split"])
 
 
+def _run_key(r: dict) -> tuple:
+    return _key(r) + (tuple(r["protocol"]["split_seeds"]),)
+
+
+def merge_seeds(results: list[dict]) -> list[dict]:
+    """One row per (device, label, split): rows run with other seeds (``--seed-from``) join.
+
+    Runs are concatenated (a (split seed, model seed) pair counts once) and mean, std
+    (ddof=1) and failures are recomputed from them, so a table never averages averages.
+    """
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results:
+        groups[_key(r)].append(r)
+    out = []
+    for rows in groups.values():
+        if len(rows) == 1 or not all(r.get("runs") for r in rows):
+            out.extend(rows)
+            continue
+        runs, seen = [], set()
+        for r in rows:
+            for run in r["runs"]:
+                k = (run["split_seed"], run["model_seed"])
+                if k not in seen:
+                    seen.add(k)
+                    runs.append(run)
+        merged = dict(rows[0], runs=runs, n_runs=len(runs),
+                      failures=sum(1 for run in runs if run.get("failed")),
+                      protocol=dict(rows[0]["protocol"],
+                                    split_seeds=sorted({run["split_seed"] for run in runs})))
+        merged["mean"], merged["std"] = {}, {}
+        for k in METRICS:
+            merged["mean"][k], merged["std"][k] = _stats([run.get(k, 0.0) for run in runs])
+        out.append(merged)
+    return out
+
+
 def load_results(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -178,6 +214,9 @@ def main() -> None:
     ap.add_argument("--devices", default="all", help="comma-separated names, or 'all'")
     ap.add_argument("--predictors", default="all", help="comma-separated names, or 'all'")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seed-from", type=int, default=0,
+                    help="first split (= model) seed: add seeds to rows run before, e.g. "
+                         "--seed-from 1 --seeds 2; --report merges the rows")
     ap.add_argument("--split", default="random", choices=("random", "grouped"))
     ap.add_argument("--train", type=int, default=900)
     ap.add_argument("--set", dest="sets", action="append", default=[])
@@ -188,8 +227,8 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("NASLOOP_DATA"))
     a = ap.parse_args()
     if a.report:
-        results = [r for path in a.report for r in load_results(path)
-                   if r["protocol"]["split"] == a.split]
+        results = merge_seeds([r for path in a.report for r in load_results(path)
+                               if r["protocol"]["split"] == a.split])
         results += expand_candidates(results)
         print(compact(results))
         print()
@@ -202,8 +241,9 @@ def main() -> None:
     devices = ([d.name for d in available_devices(a.data_dir)] if a.devices == "all"
                else a.devices.split(","))
     names = list_predictors() if a.predictors == "all" else a.predictors.split(",")
-    protocol = Protocol(a.train, 100, a.split, tuple(range(a.seeds)))
-    done = {_key(r) for r in load_results(a.out)} if a.out else set()
+    seeds = tuple(range(a.seed_from, a.seed_from + a.seeds))
+    protocol = Protocol(a.train, 100, a.split, seeds)
+    done = {_run_key(r) for r in load_results(a.out)} if a.out else set()
     overrides = parse_sets(a.sets)
     results = load_results(a.out) if a.out else []
 
@@ -221,10 +261,10 @@ def main() -> None:
 
     for dev in devices:
         table = load_device(dev, a.data_dir)
-        todo = [n for n in names if (table.name, a.label or n, a.split) not in done]
+        todo = [n for n in names if (table.name, a.label or n, a.split, seeds) not in done]
         if todo:
             evaluate_predictors([table], todo, protocol, overrides=overrides, on_result=keep)
-    print(render([r for r in results if r["protocol"]["split"] == a.split]))
+    print(render(merge_seeds([r for r in results if r["protocol"]["split"] == a.split])))
 
 
 if __name__ == "__main__":
