@@ -213,18 +213,30 @@ def can_create_in(folder) -> bool:
         return False
 
 
-def check_out_folder(path: str | None, force: bool) -> None:
-    """Refuse a predictor output path that cannot be written, before any fitting."""
+def check_out_folder(path: str | None, force: bool, *, replaces: bool = True) -> None:
+    """Refuse an output folder that cannot be written, before any fitting.
+
+    ``replaces``: the command deletes the folder first (``fit-predictor --force``), which
+    is allowed only for a folder holding a saved predictor: never the user's other files.
+    """
     from pathlib import Path
+
+    from .predictors.base import is_predictor_folder
 
     if not path:
         return
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise click.BadParameter(f"{path} is a file; give a folder", param_hint="--out")
-    if p.is_dir() and any(p.iterdir()) and not force:
-        raise click.BadParameter(f"{path} already exists and is not empty; pass --force to "
-                                 "overwrite it or choose another folder", param_hint="--out")
+    if p.is_dir() and any(p.iterdir()):
+        if not force:
+            raise click.BadParameter(f"{path} already exists and is not empty; pass --force "
+                                     "to overwrite it or choose another folder",
+                                     param_hint="--out")
+        if replaces and not is_predictor_folder(p):
+            raise click.BadParameter(f"{path} is not empty and holds no saved nasloop "
+                                     "predictor; --force replaces only a predictor folder, "
+                                     "so choose a new or empty folder", param_hint="--out")
     folder = p.resolve()
     while not folder.exists():
         folder = folder.parent
@@ -301,7 +313,9 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
     m = latency_metrics(table.lookup(test), pred.predict(test)) if test else {}
     m.update(fit_seconds=fit_s, predict_seconds=predict_s)
     info["metrics"] = m
-    if out_path and force:
+    from .predictors.base import is_predictor_folder
+
+    if out_path and force and is_predictor_folder(out_path):  # checked before the fit
         import shutil
         shutil.rmtree(out_path, ignore_errors=True)
     saved = str(pred.save(out_path, **info)) if out_path else None
@@ -628,7 +642,8 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         what = "--set " + " ".join(sets) if sets else f"--config {config}"
         raise click.UsageError(f"{what}: --oracle true reads the table and has no predictor "
                                "parameters to set; leave it out or name a predictor")
-    check_out_folder(out_dir, force=True)  # an unwritable --out fails before the search
+    # an unwritable --out fails before the search; its files are added, nothing deleted
+    check_out_folder(out_dir, force=True, replaces=False)
     if oracle and os.path.exists(oracle) and not os.path.dirname(oracle):
         from .predictors import list_predictors
         if oracle in list_predictors() or oracle == "true":

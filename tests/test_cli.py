@@ -242,6 +242,13 @@ def test_bad_inputs_fail_before_any_fit(tmp_path):
     assert r.exit_code == 2 and "--force" in r.output
     assert run("fit-predictor", "-d", "desktop_gpu", "-p", "linear", "--out", str(folder),
                "--force").exit_code == 0
+    # --force replaces a saved predictor, never a folder of the user's other files
+    other = tmp_path / "mine"
+    (other / "sub").mkdir(parents=True)
+    (other / "precious.txt").write_text("keep me")
+    r = run("fit-predictor", "-d", "desktop_gpu", "-p", "linear", "--out", str(other), "--force")
+    assert r.exit_code == 2 and "holds no saved nasloop predictor" in r.output
+    assert (other / "precious.txt").read_text() == "keep me" and (other / "sub").is_dir()
     r = run("fit-predictor", "-d", "desktop_gpu", "-p", "xgboost", "--set", "n_estimators=abc")
     assert r.exit_code == 1 and "n_estimators" in r.output and "Traceback" not in r.output
     r = run("evaluate", "-d", "desktop_gpu", "-p", "linear,foo", "--seeds", "1")

@@ -146,6 +146,16 @@ def cross_val_predict(predictor: Predictor, archs: list[Arch], y: np.ndarray, *,
     return out
 
 
+def is_predictor_folder(path: str | Path) -> bool:
+    """Whether ``path`` holds a saved nasloop predictor (a ``meta.json`` of this format):
+    the only kind of folder ``fit-predictor --force`` may replace."""
+    meta_file = Path(path) / META_FILE
+    try:
+        return json.loads(meta_file.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def load_predictor(path: str | Path) -> Predictor:
     """Restore a predictor saved with :meth:`Predictor.save`; identical predictions."""
     from .registry import get_predictor_class
