@@ -20,7 +20,8 @@ from .config import predictor_params
 from .data.tables import LatencyTable
 from .errors import ConfigError
 from .metrics import latency_metrics
-from .predictors import create_predictor, get_predictor_class
+from .predictors import get_predictor_class
+from .predictors.registry import checked_predictor
 from .space import all_archs
 from .splits import SPLITS, SplitSpec, fit_on_split, split_cells
 
@@ -98,13 +99,7 @@ def resolve_params(name: str, overrides: dict | None = None) -> dict:
     params = predictor_params(name)
     accepted = get_predictor_class(name)._param_names()
     params.update({k: v for k, v in (overrides or {}).items() if k in accepted})
-    try:
-        create_predictor(name, **params)._validate_params()
-    except (TypeError, ValueError) as e:
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(f"bad hyperparameter value for predictor {name!r} ({e}); "
-                          f"check the --set values: {params}") from None
+    checked_predictor(name, **params)
     return params
 
 

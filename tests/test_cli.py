@@ -139,6 +139,16 @@ def test_live_search_needs_no_data_and_validates_by_timing(monkeypatch, tmp_path
             "0.9", "--cache-dir", str(tmp_path))
     assert r.exit_code == 1 and "--train 8" in r.stderr and "at least 9" in r.stderr
     assert not list(tmp_path.glob("live-cpu-*.csv"))
+    # a bad oracle or --set value, or a corrupt saved predictor, fails before any timing
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "meta.json").write_text("{not json")
+    for bad, said in ((["--oracle", "nope"], "nope"), (["--oracle", "linear", "--set", "foo=1"],
+                      "foo"), (["--oracle", "linear", "--set", "ridge=-1"], "ridge"),
+                      (["--oracle", str(corrupt)], "corrupt")):
+        r = run("search", "--device", "cpu", "--budget", "5ms", "--cache-dir", str(tmp_path), *bad)
+        assert r.exit_code != 0 and said in r.stderr and "Traceback" not in r.output, bad
+    assert not list(tmp_path.glob("live-cpu-*.csv"))
     r = run("search", "-d", "desktop_cpu", "--budget", "5ms", "--rounds", "2")
     assert r.exit_code == 2 and "--rounds 2" in r.stderr  # refits time cells: live mode only
     r = run("search", "--device", "cpu", "--budget", "5ms", "--oracle", str(tmp_path),

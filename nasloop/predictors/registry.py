@@ -78,6 +78,20 @@ def get_predictor_class(name: str) -> type[Predictor]:
             f"unknown predictor {name!r}{hint} Known: {', '.join(sorted(_REGISTRY))}") from None
 
 
+def checked_predictor(name: str, **params: Any) -> Predictor:
+    """:func:`create_predictor`, with its hyperparameters validated now (``fit`` would do it
+    later): a bad ``--set`` fails before any cell is timed or fitted."""
+    p = create_predictor(name, **params)
+    try:
+        p._validate_params()
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"bad hyperparameter value for predictor {name!r} ({e}); "
+                          f"check the --set values: {params}") from None
+    return p
+
+
 def create_predictor(name: str, **params: Any) -> Predictor:
     """Build the predictor registered as ``name`` with ``params`` as hyperparameters."""
     cls = get_predictor_class(name)

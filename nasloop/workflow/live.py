@@ -84,6 +84,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
     """
     from ..console import progress
     from ..predictors import create_predictor
+    from ..predictors.registry import checked_predictor
     from ..measure.zero_cost import synflow_scores
 
     import time
@@ -110,6 +111,13 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
         raise ConfigError("--oracle true needs a table of measured latencies; with --device "
                           f"{device} every cell would have to be timed. Use a predictor name "
                           "(default auto) or measure a table with `nasloop measure --all`")
+    # the oracle and its --set values fail here, before any cell is timed
+    saved = load_predictor(name) if Path(name).exists() else None
+    if saved is not None and params:
+        raise ConfigError(f"--set {', '.join(sorted(params))}: {name} is a saved predictor, "
+                          "used as it was fitted; leave --set out, or name a backend to fit")
+    if saved is None:
+        checked_predictor(name, **params)
     device_name = f"this machine ({device})"
     acc = None
     if objective_fn is None and (data_dir or __import__("os").environ.get("NASLOOP_DATA")):
@@ -158,8 +166,8 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
         err.print("[yellow]no accuracy table: the objective is synflow, a data-free zero-cost "
                   "proxy of accuracy (log10 score; higher is better)[/yellow]")
     validator = MeasureOracle(device, network=network)
-    if Path(name).exists():
-        pred = load_predictor(name)
+    if saved is not None:
+        pred = saved
         err.print(f"using the saved predictor {name} (not refitted)")
         oracle_obj = PredictorOracle(pred, name=oracle_label(name))
         # it never saw these cells: they calibrate its margin as they are
