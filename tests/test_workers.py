@@ -216,6 +216,11 @@ def test_storage_kinds(tmp_path):
         check_storage("journal:/no/such/dir/a.log")
     with pytest.raises(ConfigError, match="is a folder"):
         check_storage(f"journal:{tmp_path}")
+    bad = tmp_path / "bad.log"
+    bad.write_text("garbage\n")
+    with pytest.raises(ConfigError, match="line 1 is not a JSON record"):
+        check_storage(f"journal:{bad}")
+    assert bad.read_text() == "garbage\n"  # refused before anything is appended
 
 
 QUICK = ["search", "-d", "desktop_cpu", "-b", "4ms", "--oracle", "true"]

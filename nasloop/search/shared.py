@@ -9,6 +9,8 @@ not, so :class:`HeartbeatJournalStorage` adds it, with the heartbeat as a system
 """
 from __future__ import annotations
 
+import json
+
 import os
 import time
 import warnings
@@ -68,8 +70,27 @@ def check_storage_file(storage: str, path: Path, what: str, example: str) -> Non
 
 
 def check_journal(storage: str, path: Path) -> None:
-    """Refuse a journal path that cannot be written, before anything is fitted."""
+    """Refuse a journal path that cannot be written, or a journal that is not one (every
+    line of Optuna's journal is a JSON object), before anything is fitted or appended:
+    Optuna reads past one bad last line, but a record appended after it breaks the file."""
     check_storage_file(storage, path, "journal", f"journal:{path / 'study.log'}")
+    if not path.is_file():
+        return
+    try:
+        with path.open("rb") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ConfigError(f"--storage {storage}: cannot read {path} ({e.strerror or e}); "
+                          "check its permissions, or give a new journal file") from None
+    for n, line in enumerate(lines, 1):
+        try:
+            ok = not line.strip() or isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"--storage {storage}: {path} is not an Optuna journal (line {n} "
+                              "is not a JSON record); give another journal file, or move "
+                              "this one away")
 
 
 def is_shared(storage: str | None) -> bool:

@@ -254,6 +254,8 @@ def open_study(storage: str | None, study_name: str | None, settings: dict,
     try:
         study = optuna.create_study(storage=st, study_name=study_name, load_if_exists=True,
                                     directions=directions, sampler=sampler)
+    except (ValueError, OSError) as e:  # e.g. a journal changed since it was checked
+        raise _storage_error(storage, e) from None
     except Exception as e:
         if type(e).__module__.startswith(("sqlalchemy", "optuna")):
             raise _storage_error(storage, e) from None
