@@ -667,7 +667,12 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     params = {}
     if oracle != "true" and not os.path.exists(oracle):
         params = predictor_params(oracle, config, sets)
-    check_study(storage, study_name)  # a bad URL, or a name without storage, fails at once
+    elif oracle != "true" and (sets or config):
+        what = "--set " + " ".join(sets) if sets else f"--config {config}"
+        raise click.UsageError(f"{what}: --oracle {oracle} is a saved predictor, used as it "
+                               "was fitted; leave it out, or name a backend to fit")
+    # a bad URL, a name without storage, or a --report of no study fails at once
+    check_study(storage, study_name, must_exist=bool(report))
     from .search.workers import check_worker_options
     check_worker_options(storage, workers, report, device)
     user = None
@@ -862,8 +867,11 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
         except (OSError, UnicodeDecodeError) as e:
             raise click.BadParameter(f"cannot read {cells_from} as text ({e}); give a file of "
                                      "arch strings, one a line", param_hint="--cells-from") from None
-        if text and text[0].strip().startswith("arch"):
-            raw = [r["arch"] for r in _csv.DictReader(text)]
+        header = next(_csv.reader(text[:1]), [])
+        if "arch" in (h.strip() for h in header):  # a table with an arch column (measure's)
+            raw = [(r.get("arch") or "").strip() for r in _csv.DictReader(
+                text, fieldnames=[h.strip() for h in header])][1:]
+            raw = [a for a in raw if a]
         else:
             raw = [ln.strip() for ln in text if ln.strip()]
         if not raw:

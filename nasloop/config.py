@@ -11,13 +11,17 @@ from .errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
+def _finite_only(const: str) -> Any:
+    raise ValueError(f"{const} is not a number a hyperparameter can take (finite values only)")
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """A JSON object of hyperparameters; a bare name looks in the project's ``configs/``."""
     p = Path(path)
     if not p.is_file() and (CONFIG_DIR / f"{path}.json").is_file():
         p = CONFIG_DIR / f"{path}.json"
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(p.read_text(), parse_constant=_finite_only)
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
     except ValueError as e:
@@ -36,8 +40,11 @@ def parse_sets(pairs: Iterable[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set {pair!r} must look like key=value, e.g. --set lr=1e-3")
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, parse_constant=_finite_only)
         except ValueError:
+            if raw.strip().lstrip("+-").lower() in ("nan", "infinity", "inf"):
+                raise ConfigError(f"--set {pair}: hyperparameters take finite values; give a "
+                                  "number such as 1e-3") from None
             value = raw
         out[key.strip()] = value
     return out

@@ -117,6 +117,9 @@ def _archs() -> Iterator[Bad]:
     yield bad("measure-cells-from-bad-arch", ("measure", "--cells-from", "cells.txt", "--out",
                                                "m.csv"), "|conv~0|",
               files={"cells.txt": f"{BEST}\n|conv~0|\n"})
+    yield bad("measure-cells-from-archx-header", ("measure", "--cells-from", "cells.txt",
+                                                   "--out", "m.csv"), "archx",
+              files={"cells.txt": f"archx\n{BEST}\n"})
     yield bad("measure-cells-from-bad-arch-column", ("measure", "--cells-from", "cells.csv",
                                                       "--out", "m.csv"), "(7,0,0,0,0,0)",
               files={"cells.csv": f"arch\n{BEST}\n\"(7,0,0,0,0,0)\"\n"})
@@ -356,6 +359,11 @@ def _outputs() -> Iterator[Bad]:
     yield bad("fit-out-under-file", (*base, "--out", "preds.csv/sub"), "preds.csv")
     yield bad("fit-out-unwritable", (*base, "--out", "/proc/nasloop-fit"), "/proc/nasloop-fit")
     yield bad("fit-out-search-folder", (*base, "--out", "search_out"), "search_out")
+    # --force replaces a saved predictor only, never a folder of other files
+    yield bad("fit-out-force-search-folder", (*base, "--out", "search_out", "--force"),
+              "search_out", "holds no saved nasloop predictor")
+    yield bad("fit-out-force-here", (*base, "--out", ".", "--force"), ".",
+              "holds no saved nasloop predictor")
     yield bad("predict-csv-missing-folder", (*PREDICT, "--all", "--csv", "missing/dir/x.csv"),
               "missing/dir/x.csv")
     yield bad("predict-csv-is-folder", (*PREDICT, BEST, "--csv", "search_out"), "search_out")
@@ -394,6 +402,14 @@ def _storages() -> Iterator[Bad]:
         yield bad(f"search-storage-{i}", (*SEARCH, "--storage", url, "--out", "search_out"),
                   shown)
     yield bad("search-storage-empty", (*SEARCH, "--storage", ""), "--storage")
+    yield bad("search-journal-not-a-journal", (*SEARCH, "--storage", "journal:j.log"), "j.log",
+              "line 1", files={"j.log": "garbage\n"})
+    # --report reads a study: it creates no database and no study
+    yield bad("search-report-no-database", (*SEARCH, "--storage", "sqlite:///none.db",
+                                            "--report"), "none.db", "does not exist")
+    yield bad("search-report-other-study", (*SEARCH, "--storage", "sqlite:///study.db",
+                                            "--study-name", "other", "--report"),
+              "'other'", "'prior'")
     yield bad("search-study-name-alone", (*SEARCH, "--study-name", "s"), "--study-name")
     yield bad("search-study-name-empty", (*SEARCH, "--storage", "sqlite:///study.db",
                                           "--study-name", ""), "--study-name")
@@ -422,6 +438,18 @@ def _misc() -> Iterator[Bad]:
     yield bad("measure-no-selector", ("measure", "--out", "m.csv"), "--cells")
     yield bad("measure-two-selectors", ("measure", "--cells", "1", "--all", "--out", "m.csv"),
               "--cells")
+    for value in ("NaN", "Infinity", "-inf", "true"):
+        yield bad(f"fit-set-ridge-{value}", (*FIT, "--set", f"ridge={value}"), "ridge",
+                  value if value != "true" else "True")
+    # the live mode checks its oracle before timing any cell (no cell is timed here)
+    live = ("search", "--device", "cpu", "--budget", "5ms", "--cache-dir", "live_cache")
+    yield bad("live-oracle-unknown", (*live, "--oracle", "nope"), "nope")
+    yield bad("live-set-unknown", (*live, "--oracle", "linear", "--set", "foo=1"), "foo")
+    yield bad("live-set-bad-value", (*live, "--oracle", "linear", "--set", "ridge=-1"), "ridge")
+    yield bad("search-set-on-saved", ("search", "-d", "desktop_cpu", "--budget", "5ms",
+                                      "--oracle", "lin", "--set", "ridge=1"), "lin", "ridge")
+    yield bad("live-set-on-saved", (*live, "--oracle", "lin", "--set", "ridge=1"), "lin",
+              "ridge")
     yield bad("fit-train-0", (*FIT, "--train", "0"), "--train")
     yield bad("fit-train-too-many", (*FIT, "--train", "99999"), "--train 99999")
     yield bad("fit-val-neg", (*FIT, "--val", "-1"), "--val")

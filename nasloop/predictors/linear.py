@@ -24,8 +24,9 @@ class _LeastSquares(Predictor):
         raise NotImplementedError
 
     def _validate_params(self) -> None:
-        if not isinstance(self.ridge, (int, float)) or self.ridge < 0:
-            raise ConfigError(f"ridge must be >= 0, got {self.ridge!r}")
+        if (not isinstance(self.ridge, (int, float)) or isinstance(self.ridge, bool)
+                or not np.isfinite(self.ridge) or self.ridge < 0):
+            raise ConfigError(f"ridge must be a number >= 0, got {self.ridge!r}")
 
     def _design(self, x: list[Arch]) -> np.ndarray:
         f = self._features(x)

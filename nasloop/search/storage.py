@@ -137,8 +137,8 @@ def _check_settings(stored: dict | None, has_trials: bool, settings: dict, stora
                 f"{_show(key, old)} to resume it")
 
 
-def check_study(storage: str | None, study_name: str | None, settings: dict | None = None
-                ) -> str | None:
+def check_study(storage: str | None, study_name: str | None, settings: dict | None = None,
+                *, must_exist: bool = False) -> str | None:
     """Validate ``--storage``/``--study-name`` (and a resume's settings) without creating anything.
 
     Returns the study name to use: ``DEFAULT_STUDY_NAME`` when a storage is given without
@@ -156,6 +156,8 @@ def check_study(storage: str | None, study_name: str | None, settings: dict | No
     check_storage(storage)
     name = study_name or DEFAULT_STUDY_NAME
     db = sqlite_file(storage)
+    if must_exist:  # --report reads a study: it never creates a database or a study
+        _existing_study(storage, name, db)
     if db is not None and db.exists() and _sqlite_in_use(db):
         # refused at once: reading a database another process writes without pause can
         # wait on its locks for longer than that search takes
@@ -170,6 +172,23 @@ def check_study(storage: str | None, study_name: str | None, settings: dict | No
     stored = st.get_study_user_attrs(sid).get(_SETTINGS_ATTR)
     _check_settings(stored, bool(st.get_all_trials(sid, deepcopy=False)), settings, storage, name)
     return name
+
+
+def _existing_study(storage: str, name: str, db: Path | None) -> None:
+    """Refuse to report a study that is not there, creating nothing on the way."""
+    journal = journal_path(storage)
+    if (db is not None and not db.is_file()) or (journal is not None and not journal.is_file()):
+        raise ConfigError(f"--report: {db or journal} does not exist, so there is no study to "
+                          "report; check --storage, or run the search first")
+    st = get_storage(storage)
+    try:
+        names = [s.study_name for s in st.get_all_studies()]
+    except Exception as e:  # noqa: BLE001  (a file that is not a database)
+        raise _storage_error(storage, e) from None
+    if name not in names:
+        have = ", ".join(repr(n) for n in names) or "none"
+        raise ConfigError(f"--report: no study {name!r} in {storage} (studies there: {have}); "
+                          "give its --study-name, or run the search first")
 
 
 def _in_use(storage: str) -> ConfigError:
@@ -237,10 +256,13 @@ def sqlite_lock(storage: str | None) -> Iterator[None]:
 
 def open_study(storage: str | None, study_name: str | None, settings: dict,
                 directions: list[str], sampler: optuna.samplers.BaseSampler,
-                heartbeat: int = DEFAULT_HEARTBEAT_S) -> optuna.Study:
-    """Create or resume a study; a resume with other settings is refused."""
+                heartbeat: int = DEFAULT_HEARTBEAT_S, *, create: bool = True) -> optuna.Study:
+    """Create or resume a study; a resume with other settings is refused. With
+    ``create=False`` (a report) the study must exist and nothing is written."""
     if not storage:
         return optuna.create_study(directions=directions, sampler=sampler)
+    if not create:
+        _existing_study(storage, study_name or DEFAULT_STUDY_NAME, sqlite_file(storage))
     st = get_storage(storage, heartbeat)
     assert study_name is not None
     try:
@@ -260,7 +282,7 @@ def open_study(storage: str | None, study_name: str | None, settings: dict,
         if type(e).__module__.startswith(("sqlalchemy", "optuna")):
             raise _storage_error(storage, e) from None
         raise
-    if _SETTINGS_ATTR not in study.user_attrs:
+    if create and _SETTINGS_ATTR not in study.user_attrs:
         study.set_user_attr(_SETTINGS_ATTR, settings)
     return study
 

@@ -308,7 +308,8 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     directions = ["maximize"] if mode == "constrained" else ["maximize", "minimize"]
     with sqlite_lock(cfg.storage):
-        study = open_study(cfg.storage, study_name, stored, directions, sampler, cfg.heartbeat)
+        study = open_study(cfg.storage, study_name, stored, directions, sampler, cfg.heartbeat,
+                           create=not cfg.report_only)
         if sqlite_file(cfg.storage) is not None:
             fail_running(study)  # we hold the lock: a RUNNING trial is a dead run's leftover
         from .workers import optimize_study  # several workers, user objectives
