@@ -19,8 +19,17 @@ class NasloopGroup(click.Group):
     """Turns nasloop's own errors into one line on stderr and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        import warnings
+
+        def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+            # a warning is for the user: one line, not a source location
+            err.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False,
+                      soft_wrap=True)
+
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = one_line
+                return super().invoke(ctx)
         except NasloopError as e:
             err.print(f"[red]error:[/red] {e}", highlight=False, markup=True, soft_wrap=True)
             sys.exit(1)
@@ -106,7 +115,8 @@ def devices(data_dir: str | None, as_json: bool) -> None:
                   fmt(r["median_ms"]), fmt(r["min_ms"]), fmt(r["max_ms"]))
     out.print(t)
     if problems:
-        err.print(f"{len(problems)} table(s) could not be loaded (listed above)")
+        err.print(f"{len(problems)} problem(s) with the data directory or its tables (listed "
+                  "above)")
         sys.exit(1)
 
 
@@ -358,13 +368,9 @@ def _choice_table(choice: dict) -> Table:
 @json_option
 def predictors(as_json: bool) -> None:
     """List the registered predictor backends."""
-    from .predictors import get_predictor_class, list_predictors
+    from .predictors.registry import describe_predictors
 
-    rows = []
-    for n in list_predictors():
-        cls = get_predictor_class(n)
-        rows.append({"name": n, "class": f"{cls.__module__}.{cls.__qualname__}",
-                     "summary": (cls.__doc__ or "").strip().splitlines()[0]})
+    rows = describe_predictors()
     if as_json:
         print_json(rows)
         return
@@ -863,7 +869,8 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
     else:
         import csv as _csv
         try:
-            text = open(cells_from, encoding="utf-8-sig").read().splitlines()
+            with open(cells_from, encoding="utf-8-sig") as f:
+                text = f.read().splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise click.BadParameter(f"cannot read {cells_from} as text ({e}); give a file of "
                                      "arch strings, one a line", param_hint="--cells-from") from None

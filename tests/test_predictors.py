@@ -51,6 +51,15 @@ def test_duplicate_registration_refused():
         register_predictor("linear")(type("Other", (LinearPredictor,), {}))
 
 
+def test_a_backend_without_docstring_is_listed(monkeypatch):
+    from nasloop.predictors import registry
+    from nasloop.predictors.linear import LinearPredictor
+    monkeypatch.setitem(registry._REGISTRY, "nodoc_test", type("NoDoc", (LinearPredictor,),
+                                                               {"__doc__": None}))
+    rows = {r["name"]: r for r in registry.describe_predictors()}
+    assert rows["nodoc_test"]["summary"] == "" and rows["linear"]["summary"]
+
+
 def test_gcn_ablation_switches_change_the_model(sample):
     archs, y = sample
     base = _make("gcn")().fit(archs, y).predict(archs[:20])

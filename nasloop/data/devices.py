@@ -104,6 +104,13 @@ def _measured_description(csv_path: Path) -> str:
             f"{meta.get('network', 'reference')} network")
 
 
+def no_benchmark_tables(root: Path) -> str:
+    """What to say of a data directory that holds none of the known benchmark tables."""
+    return (f"{root} holds no benchmark latency table (eagle/*.pickle or help/latency/*.pt "
+            "under it): check --data-dir or $NASLOOP_DATA, the folder holding eagle/, help/ "
+            "and nats/")
+
+
 def available_devices(data_dir: str | Path | None = None) -> list[Device]:
     """Named devices whose table is present (benchmark tables need a data directory)."""
     root = resolve_data_dir(data_dir, required=False)
@@ -118,8 +125,10 @@ def device_summaries(data_dir: str | Path | None = None) -> tuple[list[dict], li
 
     One corrupt file must not hide every other table: it is named, the rest are listed.
     """
-    resolve_data_dir(data_dir, required=False)  # a wrong path is an error, not an empty list
+    root = resolve_data_dir(data_dir, required=False)  # a wrong path is an error, not empty
     rows, problems = [], []
+    if root is not None and not any((root / d.relpath).is_file() for d in CATALOGUE.values()):
+        problems.append(no_benchmark_tables(root))
     for d in available_devices(data_dir):
         try:
             rows.append(load_device(d.name, data_dir).summary())
@@ -131,8 +140,8 @@ def device_summaries(data_dir: str | Path | None = None) -> tuple[list[dict], li
 def _unknown_device(spec: str, data_dir: str | Path | None) -> DeviceError:
     names = list(CATALOGUE) + [d.name for d in measured_devices()]
     close = difflib.get_close_matches(spec, names, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return DeviceError(f"unknown device {spec!r}{hint} Run 'nasloop devices' for the list, "
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return DeviceError(f"unknown device {spec!r}{hint}; run 'nasloop devices' for the list, "
                        "or pass the path of a CSV with columns arch,latency_ms")
 
 

@@ -73,9 +73,9 @@ def get_predictor_class(name: str) -> type[Predictor]:
         lower = {n.lower(): n for n in _REGISTRY}
         close = ([lower[name.lower()]] if name.lower() in lower else
                  difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4))
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise UnknownPredictorError(
-            f"unknown predictor {name!r}{hint} Known: {', '.join(sorted(_REGISTRY))}") from None
+            f"unknown predictor {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def checked_predictor(name: str, **params: Any) -> Predictor:
@@ -103,3 +103,15 @@ def create_predictor(name: str, **params: Any) -> Predictor:
         return cls(**params)
     except TypeError as e:
         raise ConfigError(f"bad parameters for predictor {name!r}: {e}") from None
+
+
+def describe_predictors() -> list[dict[str, str]]:
+    """Name, one-line summary and class path of every registered backend (``nasloop
+    predictors``); a plugin class without a docstring gets an empty summary."""
+    rows = []
+    for n in list_predictors():
+        cls = get_predictor_class(n)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        rows.append({"name": n, "class": f"{cls.__module__}.{cls.__qualname__}",
+                     "summary": doc[0] if doc else ""})
+    return rows

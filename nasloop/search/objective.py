@@ -44,7 +44,11 @@ def _load_module(module: str, spec: str):
             raise ConfigError(f"--objective-fn {spec}: {path} is not a Python file")
         mod = importlib.util.module_from_spec(ms)
         sys.modules[name] = mod  # dataclasses and pickling look modules up by name
-        ms.loader.exec_module(mod)
+        try:
+            ms.loader.exec_module(mod)
+        except BaseException:
+            sys.modules.pop(name, None)  # no half-imported module left behind
+            raise
         return mod
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # like `python -m`: modules of the current folder

@@ -12,6 +12,8 @@ Predictor oracles predict the whole space once, in one batch, and answer from th
 """
 from __future__ import annotations
 
+import warnings
+
 import functools
 import hashlib
 import json
@@ -211,7 +213,13 @@ def get_oracle(spec: str | None, table: LatencyTable, *, train: int = 900, val: 
         return TableOracle(table)
     path = Path(spec).expanduser()
     if path.exists():
-        return PredictorOracle(load_predictor(path), name=oracle_label(spec))
+        pred = load_predictor(path)
+        fitted_on = getattr(pred, "fit_info_", {}).get("device")
+        if fitted_on and fitted_on != table.name:  # allowed (a transfer), never silent
+            warnings.warn(f"--oracle {spec} was fitted on {fitted_on}; its latencies are "
+                          f"{fitted_on}'s, not {table.name}'s (the true checks read "
+                          f"{table.name})", stacklevel=2)
+        return PredictorOracle(pred, name=oracle_label(spec))
     if spec not in list_predictors():
         names = ", ".join(list_predictors())
         raise ConfigError(f"unknown oracle {spec!r}: use 'true', the folder of a saved predictor, "

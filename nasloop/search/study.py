@@ -8,11 +8,12 @@ checked against true latency; the first that meets the budget is the answer.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -251,6 +252,18 @@ class _GracefulSigint:
             signal.signal(signal.SIGINT, old)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's logging at ERROR inside, restored after: failed trials re-raise their error
+    anyway, and optuna's warning would repeat it with a traceback."""
+    old = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(old)
+
+
 def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOracle,
                accuracy: AccuracyTable | Callable[[list[Arch]], np.ndarray],
                config: SearchConfig | None = None, *,
@@ -304,10 +317,8 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
     space = FeasibleSpace(latency_all, budget_ms, margin, exact)
     sampler.bind(space)
 
-    # failed trials re-raise their error anyway; optuna's warning would repeat it with a traceback
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     directions = ["maximize"] if mode == "constrained" else ["maximize", "minimize"]
-    with sqlite_lock(cfg.storage):
+    with sqlite_lock(cfg.storage), _quiet_optuna():
         study = open_study(cfg.storage, study_name, stored, directions, sampler, cfg.heartbeat,
                            create=not cfg.report_only)
         if sqlite_file(cfg.storage) is not None:

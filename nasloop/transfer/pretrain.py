@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data.devices import available_devices, load_device, resolve_data_dir
+from ..data.devices import available_devices, load_device, no_benchmark_tables, resolve_data_dir
 from ..errors import DataError
 from ..space import NUM_CELLS
 from .core import TABLE_RANK, FactorModel, pretrain_factors
@@ -50,6 +50,10 @@ def pretrain(data_dir: str | Path | None = None, *, exclude: Iterable[str] = (),
     ``tables`` restricts the sources to those names (the rebuild test uses a few).
     """
     excl = {e.strip() for e in exclude if e.strip()}
+    root = resolve_data_dir(data_dir, required=False)
+    if root is not None and tables is None and not any(
+            d.kind != "measured" for d in available_devices(data_dir)):
+        raise DataError(no_benchmark_tables(root))  # not a model of this machine's tables alone
     devs = [d for d in available_devices(data_dir)
             if d.name not in excl and (include_measured or d.kind != "measured")]
     known = {d.name for d in available_devices(data_dir)}
