@@ -31,8 +31,13 @@ class NasloopGroup(click.Group):
                 warnings.showwarning = one_line
                 return super().invoke(ctx)
         except NasloopError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             sys.exit(1)
+        except click.UsageError as e:  # a bad option value: one line too, click's exit code 2
+            sub = e.ctx.command_path if e.ctx is not None else "nasloop"
+            err.print(f"[red]error:[/red] {escape(e.format_message())} (see '{escape(sub)} "
+                      "--help')", highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
 
 
 def data_dir_option(f):
@@ -677,10 +682,11 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         what = "--set " + " ".join(sets) if sets else f"--config {config}"
         raise click.UsageError(f"{what}: --oracle {oracle} is a saved predictor, used as it "
                                "was fitted; leave it out, or name a backend to fit")
-    # a bad URL, a name without storage, or a --report of no study fails at once
-    check_study(storage, study_name, must_exist=bool(report))
+    check_study(storage, study_name)  # a bad URL, or a name without storage, fails at once
     from .search.workers import check_worker_options
     check_worker_options(storage, workers, report, device)
+    if report:  # a report of no study fails at once, creating nothing
+        check_study(storage, study_name, must_exist=True)
     user = None
     if objective_fn:
         from .search.objective import load_objective

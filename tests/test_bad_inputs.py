@@ -592,6 +592,7 @@ def no_expensive_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every bad input must be refused before any fit, search or timing starts."""
     import nasloop.measure.timing
     import nasloop.search
+    import nasloop.workflow.live  # imported before the patch: it binds the real timers
     from nasloop.predictors.base import Predictor
 
     def refuse(what: str):
@@ -607,6 +608,7 @@ def no_expensive_work(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nasloop.search, "run_search", refuse("a search"))
     for name in ("measure_to_csv", "measure_block", "measure_arch"):  # no cell is timed
         monkeypatch.setattr(nasloop.measure.timing, name, refuse("a timing"), raising=False)
+        monkeypatch.setattr(nasloop.workflow.live, name, refuse("a timing"), raising=False)
 
 
 @pytest.mark.parametrize("case", _params(CORPUS))
