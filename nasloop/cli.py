@@ -62,7 +62,8 @@ def load_device_cli(device: str, data_dir: str | None, skip_bad_rows: bool):
 
     table = load_device(device, data_dir, skip_bad_rows=skip_bad_rows)
     for note in table.notes:
-        err.print(f"[yellow]warning:[/yellow] {table.source}: {note}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(table.source)}: {escape(note)}",
+                  highlight=False, soft_wrap=True)
     return table
 
 

@@ -64,7 +64,7 @@ def _devices() -> Iterator[Bad]:
         yield bad(f"search-device-{dev}", ("search", "-d", dev, "--budget", "4ms", "--oracle",
                                            "true", "--out", "search_out"), dev)
     yield bad("lookup-device-empty", ("lookup", "-d", "", BEST), "''")
-    yield bad("lookup-device-folder", ("lookup", "-d", "lin", BEST), "lin")
+    yield bad("lookup-device-folder", ("lookup", "-d", "lin", BEST), "lin", "is a folder")
     yield bad("lookup-device-csv-folder", ("lookup", "-d", "adir.csv", BEST), "adir.csv",
               files={"adir.csv/x": ""})
     yield bad("evaluate-device-only-commas", ("evaluate", "-d", ",", "-p", "linear"), "-d")
@@ -265,6 +265,8 @@ def _csvs() -> Iterator[Bad]:
                   files=files)
     small = "arch,latency_ms\n" + "".join(f'"({a},3,3,3,3,{b})",{1 + a + b}\n'
                                           for a in range(5) for b in range(2))
+    yield bad("lookup-csv-extra-field", ("lookup", "-d", "extra.csv", BEST), "extra.csv",
+              "line 2", "more field", files={"extra.csv": f'arch,latency_ms\n"{BEST}",1.0,7\n'})
     yield bad("fit-csv-too-few-cells", ("fit-predictor", "-d", "small.csv", "-p", "linear",
                                         "--out", "newfit"), "small", "--train 900",
               files={"small.csv": small})

@@ -162,6 +162,10 @@ def load_device(spec: str | Path, data_dir: str | Path | None = None, *,
         t.source = d.relpath
         return t
     if spec_s not in CATALOGUE:
+        if path.is_dir():
+            raise DeviceError(f"device {spec_s!r} is a folder; give a device name ('nasloop "
+                              "devices' lists them) or the path of a CSV with columns "
+                              "arch,latency_ms")
         raise _unknown_device(spec_s, data_dir)
     dev = CATALOGUE[spec_s]
     root = resolve_data_dir(data_dir)

@@ -187,6 +187,10 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
     problems: list[CsvProblem] = []
     for row in reader:
         line = reader.line_num
+        if row.get(None):  # csv puts fields beyond the header under None
+            problems.append(CsvProblem(line, f"{len(row[None])} more field(s) than the header "
+                                             f"({','.join(cols)})"))
+            continue
         row = {(k or "").strip(): v for k, v in row.items()}
         try:
             arch = Arch.coerce((row.get("arch") or "").strip())
