@@ -10,7 +10,8 @@ test on all its other measured cells. Beside it, from the same K cells:
   completion), alpha by leave-one-out CV: the baseline to beat;
 * ``linear`` / ``layerwise`` / ``xgboost`` fitted from scratch (``auto`` itself fits GCNs
   and is too slow for 27 x 5 x 5 fits on this machine);
-* ``auto`` on 900 cells, read from the stored ``benchmarks/results/auto_random_*.jsonl``.
+* ``auto`` on 900 cells (refitted), read from the stored
+  ``benchmarks/results/auto_refit_*random*.jsonl`` (every seed run so far).
 
 Cells: ``transfer`` uses the model's informative cells (deterministic: one run) and also
 random cells (5 seeds); every other method uses the random cells. ``transfer_factors_*``
@@ -215,18 +216,16 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
 
 
 def auto900() -> dict[str, dict]:
-    """``auto`` on 900 random cells per table, from the stored every-device results."""
-    out: dict[str, dict] = {}
-    for name in ("auto_random_a1.jsonl", "auto_random_a.jsonl", "auto_random_b.jsonl"):
-        f = RESULTS / name
-        if not f.is_file():
-            continue
-        for line in f.read_text().splitlines():
-            r = json.loads(line)
-            if r.get("predictor") == "auto":
-                out[r["device"]] = {"acc_10": r["mean"]["acc_10"], "spearman": r["mean"]["spearman"],
-                                    "n_runs": r.get("n_runs"), "file": name}
-    return out
+    """``auto`` on 900 random cells per table (with its refit), from the stored every-device
+    results: every seed run so far, merged per table (``every_device.merge_seeds``)."""
+    from every_device import load_results, merge_seeds
+
+    rows = [r for name in ("auto_refit_random.jsonl", "auto_refit_all_random.jsonl",
+                           "auto_refit_all_random_s12.jsonl")
+            for r in load_results(RESULTS / name)
+            if r.get("predictor") == "auto" and r["protocol"]["split"] == "random"]
+    return {r["device"]: {"acc_10": r["mean"]["acc_10"], "spearman": r["mean"]["spearman"],
+                          "n_runs": r["n_runs"]} for r in merge_seeds(rows)}
 
 
 def report(path: Path, png: Path | None) -> None:

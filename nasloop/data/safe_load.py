@@ -90,4 +90,6 @@ def torch_error_line(e: Exception) -> str:
     line = text.splitlines()[0] if text else type(e).__name__
     # torch suggests re-running with weights_only=False: that executes code, never advise it
     line = re.split(r"(?i)\s*(?:re-?running|in pytorch 2\.6|you can|if you trust)", line)[0]
-    return line[:200].rstrip(" .,;:") or type(e).__name__
+    if len(line) > 200:  # a long message: its first sentence, never a cut-off phrase
+        line = line.split(". ")[0][:200]
+    return line.rstrip(" .,;:") or type(e).__name__
