@@ -221,7 +221,7 @@ def auto900() -> dict[str, dict]:
     from every_device import load_results, merge_seeds
 
     rows = [r for name in ("auto_refit_random.jsonl", "auto_refit_all_random.jsonl",
-                           "auto_refit_all_random_s12.jsonl")
+                           "auto_refit_all_random_s12.jsonl", "auto_refit_all_random_s12b.jsonl")
             for r in load_results(RESULTS / name)
             if r.get("predictor") == "auto" and r["protocol"]["split"] == "random"]
     return {r["device"]: {"acc_10": r["mean"]["acc_10"], "spearman": r["mean"]["spearman"],

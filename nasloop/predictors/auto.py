@@ -44,6 +44,8 @@ DEFAULT_CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
 BLEND_WEIGHTS = tuple(np.round(np.linspace(0.1, 0.9, 9), 2))
 #: a blend is kept only when it lowers the validation loss by this fraction
 BLEND_MARGIN = 0.02
+#: folds of the small-data choice (fewer than ``cv_below`` labelled cells)
+CV_FOLDS = 5
 
 
 def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Generator
@@ -52,6 +54,22 @@ def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Gene
     perm = rng.permutation(len(x))
     k = max(1, int(round(len(x) * float(fraction))))
     return ([x[i] for i in perm[k:]], y[perm[k:]]), ([x[i] for i in perm[:k]], y[perm[:k]])
+
+
+def _out_of_fold(make: Callable[[], Predictor], x: list[Arch], y: np.ndarray, folds: int,
+                 rng: np.random.Generator, holdout: float) -> np.ndarray:
+    """Each cell predicted by a copy fitted without its fold (an iterative copy early-stops
+    on a slice of its own training cells, as in the final fit)."""
+    order = rng.permutation(len(x))
+    out = np.full(len(x), np.nan)
+    for f in range(folds):
+        held = order[f::folds]
+        keep = np.setdiff1d(order, held)
+        kx, ky = [x[i] for i in keep], y[keep]
+        p = make()
+        _fit_member(p, kx, ky, lambda: _hold_out(kx, ky, holdout, rng), None)
+        out[held] = p.predict([x[i] for i in held])
+    return out
 
 
 def _fit_member(p: Predictor, x: list[Arch], y: np.ndarray,
@@ -77,10 +95,11 @@ class AutoPredictor(Predictor):
     def __init__(self, *, candidates: list[str] | None = None,
                  candidate_params: dict[str, dict[str, Any]] | None = None,
                  holdout: float = 0.1, blend: bool = True, refit: bool = True,
-                 seed: int = 0):
+                 cv_below: int = 200, seed: int = 0):
         self.candidates = candidates
         self.candidate_params = candidate_params
         self.holdout = holdout
+        self.cv_below = cv_below
         self.blend = blend
         self.refit = refit
         self.seed = seed
@@ -105,6 +124,10 @@ class AutoPredictor(Predictor):
                               "e.g. --set 'candidates=[\"linear\",\"gcn_plus\"]'")
         if not 0 < float(self.holdout) < 0.5:
             raise ConfigError(f"auto: holdout must be in (0, 0.5), got {self.holdout!r}")
+        if (not isinstance(self.cv_below, int) or isinstance(self.cv_below, bool)
+                or self.cv_below < 0):
+            raise ConfigError(f"auto: cv_below must be a whole number >= 0, got "
+                              f"{self.cv_below!r}")
         if not isinstance(self.candidate_params or {}, dict):
             raise ConfigError("auto: candidate_params must map a candidate to its parameters")
         known = set(list_predictors()) - {"auto"}
@@ -124,9 +147,18 @@ class AutoPredictor(Predictor):
     # ----- fit / predict ------------------------------------------------------------
     def _fit(self, x, y, val, progress) -> None:
         rng = np.random.default_rng([int(self.seed), 11])
-        if val is None:  # no validation cells given: hold out a slice of the training cells
+        labelled = len(x) + (len(val[0]) if val is not None else 0)
+        # few cells: a tenth of them is too few to choose by (one cell of ten), so every
+        # labelled cell is scored out of fold instead, and the choice is fitted on them all
+        cv = labelled < int(self.cv_below) and labelled >= 2 * CV_FOLDS
+        if cv and val is not None:
+            x, y, val = list(x) + list(val[0]), np.concatenate([y, val[1]]), None
+        if cv:
+            vx, vy = list(x), np.asarray(y)
+        elif val is None:  # no validation cells given: hold out a slice of the training cells
             (x, y), val = _hold_out(x, y, self.holdout, rng)
-        vx, vy = val
+        if not cv:
+            vx, vy = val
         # iterative backends early-stop on a slice of the training cells, never on vx
         inner, stop = _hold_out(x, y, self.holdout, rng)
         tried: dict[str, dict[str, Any]] = {}
@@ -147,8 +179,12 @@ class AutoPredictor(Predictor):
             t0 = time.perf_counter()
             sub = step(i, label)
             try:
+                if cv:
+                    pv = _out_of_fold(lambda: self._make(label), x, y, CV_FOLDS, rng,
+                                      self.holdout)
                 _fit_member(p, x, y, lambda: (inner, stop), sub)
-                pv = p.predict(vx)
+                if not cv:
+                    pv = p.predict(vx)
             except (ConfigError, KeyboardInterrupt):
                 raise
             except Exception as e:  # a failing candidate is recorded, not fatal
@@ -178,9 +214,9 @@ class AutoPredictor(Predictor):
         # the choice is made: every member is refitted on training + validation cells
         # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
         # iterative member early-stops on a fresh slice of them, as in the choice
-        all_x, all_y = list(x) + list(vx), np.concatenate([y, vy])
+        all_x, all_y = (list(x), y) if cv else (list(x) + list(vx), np.concatenate([y, vy]))
         refit: dict[str, Predictor] = {}
-        for label in members if self.refit else []:
+        for label in members if self.refit and not cv else []:  # cv: fitted on every cell
             p = self._make(label)
             try:
                 _fit_member(p, all_x, all_y, lambda: _hold_out(all_x, all_y, self.holdout, rng),
@@ -193,6 +229,8 @@ class AutoPredictor(Predictor):
             refit[label] = p
         if progress is not None and self.refit:
             progress(units, units, {"candidate": "refit"})
+        if cv:  # the members were fitted on every cell; the choice was made out of fold
+            refit = dict(fitted)
         #: the choice's predictions of the validation cells, made before they were fitted on:
         #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
         blend = sum(w * np.log(np.maximum(val_pred[m], 1e-9)) for m, w in zip(members, weights))
@@ -202,7 +240,9 @@ class AutoPredictor(Predictor):
         self.members_ = {m: refit.get(m, fitted[m]) for m in members}
         self.weights_ = dict(zip(members, weights))
         self.choice_ = {"chosen": members, "weights": weights, "val_log_loss": loss,
-                        "criterion": "mean |log(pred/true)| on the validation cells",
+                        "criterion": (f"mean |log(pred/true)| out of fold ({CV_FOLDS}-fold) on "
+                                      "every cell" if cv else
+                                      "mean |log(pred/true)| on the validation cells"),
                         "val_cells": len(vx), "tried": tried,
                         "refitted_on": len(all_x) if refit else None}
 
