@@ -37,6 +37,27 @@ def test_auto_picks_the_additive_model_on_an_additive_device():
     assert rel.max() < 1e-3
 
 
+def test_auto_chooses_out_of_fold_on_few_cells():
+    """Below cv_below labelled cells every cell is scored out of fold (not a tenth of them,
+    1-10 cells there) and the chosen backend is fitted on all of them."""
+    table = _additive_table()
+    tr, va, _ = split_cells(table, 40, 8, 0)
+    cands = {"candidates": ["linear", "layerwise", "xgboost"], **FAST}
+    p = create_predictor("auto", **cands).fit(tr, table.lookup(tr), val=(va, table.lookup(va)))
+    c = p.choice_
+    assert "out of fold" in c["criterion"] and c["val_cells"] == 48, c
+    assert c["chosen"][0] == "linear" and c["refitted_on"] == 48
+    assert all(m.fit_info_["train_cells"] == 48 for m in p.members_.values())
+    # the out-of-fold predictions are out of sample: they calibrate a margin
+    cells, y, pred = p.held_out_
+    assert len(cells) == 48 and np.all(np.isfinite(pred))
+    q = create_predictor("auto", cv_below=0, **cands).fit(tr, table.lookup(tr),
+                                                          val=(va, table.lookup(va)))
+    assert "validation cells" in q.choice_["criterion"] and q.choice_["val_cells"] == 8
+    with pytest.raises(ConfigError, match="cv_below"):
+        create_predictor("auto", cv_below=-1).fit(tr, table.lookup(tr))
+
+
 def test_auto_picks_a_gcn_on_the_paper_device(gpu_table):
     tr, va, _ = split_cells(gpu_table, 400, 100, 0)
     params = {"candidates": ["linear", "gcn_plus"],

@@ -92,7 +92,8 @@ def calibrated_oracle(predictor: Predictor, cells: list[Arch], y: np.ndarray, *,
     """Fit ``predictor`` on all the cells; calibrate it on out-of-sample predictions.
 
     A predictor that held cells out while fitting (``auto`` chooses its backend on a
-    validation slice) leaves ``held_out_ = (cells, true_ms, predicted_ms)``: those are
+    validation slice, or on few cells out of fold) leaves ``held_out_ = (cells, true_ms,
+    predicted_ms)``: those are
     used when there are at least ``least`` of them, as refitting it ``folds`` times would
     cost minutes. Otherwise every fitted cell is predicted by a copy fitted without its fold.
     """
@@ -103,7 +104,8 @@ def calibrated_oracle(predictor: Predictor, cells: list[Arch], y: np.ndarray, *,
     held = getattr(predictor, "held_out_", None)
     if held is not None and len(held[0]) >= max(least, MIN_HELD_OUT):
         hx, hy, hp = held
-        source = "the predictor's validation cells (predicted before it was fitted on them)"
+        source = ("the predictor's own out-of-sample predictions (validation cells, or out "
+                  "of fold, predicted before it was fitted on them)")
     else:
         hx, hy = cells, y
         hp = cross_val_predict(predictor, cells, y, folds=folds, seed=seed)
