@@ -104,7 +104,7 @@ def devices(data_dir: str | None, as_json: bool) -> None:
 
     rows, problems = device_summaries(data_dir)  # a wrong path is an error, not an empty list
     for p in problems:
-        err.print(f"[yellow]warning:[/yellow] {p}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/yellow] {escape(p)}", highlight=False, soft_wrap=True)
     if as_json:
         print_json(rows)
         if problems:
@@ -145,7 +145,7 @@ def lookup(device: str, data_dir: str | None, skip_bad_rows: bool, archs: tuple[
     try:
         acc = load_accuracy(data_dir)
     except NasloopError as e:  # a broken accuracy table must not hide good latencies
-        err.print(f"[yellow]warning:[/yellow] accuracy not shown: {e}", highlight=False,
+        err.print(f"[yellow]warning:[/yellow] accuracy not shown: {escape(str(e))}", highlight=False,
                   soft_wrap=True)
         acc = None
     rows = []
@@ -427,7 +427,7 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
             w = csv.writer(f)
             w.writerow(["arch", "latency_ms"])
             w.writerows((r["arch"], f"{r['latency_ms']:.6f}") for r in rows)
-        err.print(f"wrote {len(rows)} predictions to {csv_path}")
+        err.print(f"wrote {len(rows)} predictions to {escape(str(csv_path))}")
     if as_json:
         print_json(rows)
     elif not csv_path:
@@ -747,12 +747,12 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     else:
         out.print(result_table(res))
         if res.message:
-            err.print(f"[yellow]{res.message}[/yellow]")
+            err.print(f"[yellow]{escape(res.message)}[/yellow]")
         if res.cells_measured is not None:
             err.print(f"timed {res.cells_measured} cells here to fit the oracle; the whole job "
                       f"took {res.seconds:.0f} s")
         if out_dir:
-            err.print(f"wrote trials.csv, summary.json and search.png to {out_dir}")
+            err.print(f"wrote trials.csv, summary.json and search.png to {escape(str(out_dir))}")
     if res.interrupted:
         err.print(f"interrupted: {res.trials} accuracy evaluation(s) kept"
                   + (f" in {storage}" if storage else ""))
@@ -913,10 +913,11 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
                                info=f"{row['latency_ms']:.2f} ms" if row else "")
                 done = measure_to_csv(cells, path, device, protocol=protocol, on_cell=on_cell)
         except KeyboardInterrupt:
-            err.print(f"interrupted: rows measured so far are in {path}; re-run the same "
+            err.print(f"interrupted: rows measured so far are in {escape(str(path))}; re-run the same "
                       "command to resume")
             sys.exit(130)
-        err.print(f"measured {done} new cell(s); {path} is usable as --device {path}")
+        err.print(f"measured {done} new cell(s); {escape(str(path))} is usable as --device "
+                  f"{escape(str(path))}")
         summary.append({"out": str(path), "device": device, "cells": len(cells),
                         "measured_now": done})
     if as_json and not repeat_check:

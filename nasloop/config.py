@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,24 @@ from .errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
+class _NotFinite(ValueError):
+    """A NaN or an infinity where a hyperparameter value was parsed."""
+
+
 def _finite_only(const: str) -> Any:
-    raise ValueError(f"{const} is not a number a hyperparameter can take (finite values only)")
+    raise _NotFinite(f"{const} is not a number a hyperparameter can take (finite values only)")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):  # 1e999 overflows to inf
+        raise _NotFinite(f"{text} is not a finite number")
+    return v
+
+
+def _json_value(raw: str) -> Any:
+    """A JSON value with finite numbers only (NaN, Infinity and 1e999 raise _NotFinite)."""
+    return json.loads(raw, parse_constant=_finite_only, parse_float=_finite_float)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -21,7 +38,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not p.is_file() and (CONFIG_DIR / f"{path}.json").is_file():
         p = CONFIG_DIR / f"{path}.json"
     try:
-        data = json.loads(p.read_text(), parse_constant=_finite_only)
+        data = _json_value(p.read_text())
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
     except ValueError as e:
@@ -40,7 +57,10 @@ def parse_sets(pairs: Iterable[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set {pair!r} must look like key=value, e.g. --set lr=1e-3")
         try:
-            value = json.loads(raw, parse_constant=_finite_only)
+            value = _json_value(raw)
+        except _NotFinite:
+            raise ConfigError(f"--set {pair}: hyperparameters take finite values; give a "
+                              "number such as 1e-3") from None
         except ValueError:
             if raw.strip().lstrip("+-").lower() in ("nan", "infinity", "inf"):
                 raise ConfigError(f"--set {pair}: hyperparameters take finite values; give a "

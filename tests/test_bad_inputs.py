@@ -350,9 +350,9 @@ def _data_dirs() -> Iterator[Bad]:
         yield bad(f"{label}-data-unset", args, "NASLOOP_DATA", env=unset)
         yield bad(f"{label}-data-no-tables", (*args, "--data-dir", "emptydata"), "emptydata",
                   files={"emptydata/eagle/.keep": ""})
-    for label, args in (("devices", ("devices",)), ("pretrain", ("pretrain", "--out", "p.npz"))):
-        yield bad(f"{label}-data-no-tables", (*args, "--data-dir", "emptydata"), "emptydata",
-                  "no benchmark latency table", files={"emptydata/eagle/.keep": ""})
+    yield bad("pretrain-data-no-tables", ("pretrain", "--out", "p.npz", "--data-dir",
+                                          "emptydata"), "emptydata", "no benchmark latency table",
+              files={"emptydata/eagle/.keep": ""})
     yield bad("search-data-no-accuracy", (*SEARCH, "--data-dir", "noacc"), "nats_bench.csv",
               files={"noacc/eagle/.keep": ""})  # the fixture links the latency table in
 
@@ -443,7 +443,7 @@ def _misc() -> Iterator[Bad]:
     yield bad("measure-no-selector", ("measure", "--out", "m.csv"), "--cells")
     yield bad("measure-two-selectors", ("measure", "--cells", "1", "--all", "--out", "m.csv"),
               "--cells")
-    for value in ("NaN", "Infinity", "-inf", "true"):
+    for value in ("NaN", "Infinity", "-inf", "true", "1e999"):
         yield bad(f"fit-set-ridge-{value}", (*FIT, "--set", f"ridge={value}"), "ridge",
                   value if value != "true" else "True")
     # the live mode checks its oracle before timing any cell (no cell is timed here)

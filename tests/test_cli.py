@@ -241,6 +241,20 @@ def test_evaluate_grouped_split_and_failure_column():
     assert r.exit_code != 0 and "not both" in r.output
 
 
+def test_report_writes_nothing_to_the_study(tmp_path):
+    """--report reads a study: a journal or SQLite file is byte for byte the same after."""
+    for url in (f"journal:{tmp_path / 'j.log'}", f"sqlite:///{tmp_path / 's.db'}"):
+        base = ("search", "-d", "desktop_cpu", "--budget", "5ms", "--oracle", "true",
+                "--storage", url)
+        assert run(*base, "--trials", "4", "--json").exit_code == 0
+        path = tmp_path / ("j.log" if url.startswith("journal") else "s.db")
+        before = path.read_bytes()
+        r = run(*base, "--report", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["accuracy_evaluations"] == 4
+        assert path.read_bytes() == before
+
+
 def test_bad_inputs_fail_before_any_fit(tmp_path):
     f = tmp_path / "afile"
     f.write_text("x")

@@ -154,3 +154,25 @@ def test_a_deployable_table_fills_each_class_from_its_measured_isomorphs(tmp_pat
         assert "answered by a timed isomorph" in t.description and not t.notes  # no warning
     else:  # the reference network (or unknown): isomorphs are other networks, not filled
         assert len(t) == 3 and "isomorph" not in t.description
+
+
+def test_csv_trailing_comma_is_fine_extra_values_are_not(tmp_path):
+    from nasloop.data.tables import load_csv_table
+    from nasloop.errors import DataError
+
+    ok = tmp_path / "ok.csv"
+    ok.write_text('arch,latency_ms\n"(3,3,4,1,3,2)",1.5,\n')
+    assert load_csv_table(ok).get("(3,3,4,1,3,2)") == 1.5
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch,latency_ms\n(3,3,4,1,3,2),1.5\n")
+    with pytest.raises(DataError, match="quote an arch written as a tuple"):
+        load_csv_table(bad)
+
+
+def test_a_data_dir_without_benchmark_tables_warns(tmp_path):
+    from nasloop.data import device_summaries
+
+    (tmp_path / "nats").mkdir()
+    with pytest.warns(UserWarning, match="no benchmark latency table"):
+        rows, problems = device_summaries(tmp_path)
+    assert problems == [] and all(r["name"].startswith("measured_") for r in rows)

@@ -221,6 +221,16 @@ def test_storage_kinds(tmp_path):
     with pytest.raises(ConfigError, match="line 1 is not a JSON record"):
         check_storage(f"journal:{bad}")
     assert bad.read_text() == "garbage\n"  # refused before anything is appended
+    good = tmp_path / "good.log"
+    optuna.create_study(storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(good)))).optimize(lambda t: t.suggest_float("x", 0, 1), 3)
+    check_storage(f"journal:{good}")  # a real journal passes
+    text = good.read_text()
+    for broken, said in ((text + "\n", "is blank"), (text.replace("\n", "\n\n", 1), "is blank"),
+                         (text + '{"op_code": 5', "cut short")):
+        bad.write_text(broken)
+        with pytest.raises(ConfigError, match=said):
+            check_storage(f"journal:{bad}")
 
 
 QUICK = ["search", "-d", "desktop_cpu", "-b", "4ms", "--oracle", "true"]

@@ -5,6 +5,8 @@ measurements (``arch,latency_ms``): every command that takes ``--device`` accept
 """
 from __future__ import annotations
 
+import warnings
+
 import difflib
 import os
 from dataclasses import dataclass
@@ -128,7 +130,8 @@ def device_summaries(data_dir: str | Path | None = None) -> tuple[list[dict], li
     root = resolve_data_dir(data_dir, required=False)  # a wrong path is an error, not empty
     rows, problems = [], []
     if root is not None and not any((root / d.relpath).is_file() for d in CATALOGUE.values()):
-        problems.append(no_benchmark_tables(root))
+        # a warning, not a failure: a folder with only nats/ serves a search on a user's CSV
+        warnings.warn(no_benchmark_tables(root), stacklevel=2)
     for d in available_devices(data_dir):
         try:
             rows.append(load_device(d.name, data_dir).summary())

@@ -187,9 +187,13 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
     problems: list[CsvProblem] = []
     for row in reader:
         line = reader.line_num
-        if row.get(None):  # csv puts fields beyond the header under None
-            problems.append(CsvProblem(line, f"{len(row[None])} more field(s) than the header "
-                                             f"({','.join(cols)})"))
+        extra = [f for f in row.get(None) or [] if f.strip()]  # fields beyond the header
+        if extra:  # (a trailing comma leaves an empty one: harmless)
+            tup = (row.get("arch") or "").strip().startswith("(")
+            problems.append(CsvProblem(line, f"{len(extra)} more field(s) than the header "
+                                             f"({','.join(cols)})" + (
+                                                 "; quote an arch written as a tuple"
+                                                 if tup else "")))
             continue
         row = {(k or "").strip(): v for k, v in row.items()}
         try:

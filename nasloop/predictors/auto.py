@@ -244,7 +244,7 @@ class AutoPredictor(Predictor):
                                       "every cell" if cv else
                                       "mean |log(pred/true)| on the validation cells"),
                         "val_cells": len(vx), "tried": tried,
-                        "refitted_on": len(all_x) if refit else None}
+                        "refitted_on": len(all_x) if refit and self.refit else None}
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
         out = np.zeros(len(x))

@@ -69,28 +69,39 @@ def check_storage_file(storage: str, path: Path, what: str, example: str) -> Non
                           "folder you can write")
 
 
-def check_journal(storage: str, path: Path) -> None:
-    """Refuse a journal path that cannot be written, or a journal that is not one (every
-    line of Optuna's journal is a JSON object), before anything is fitted or appended:
-    Optuna reads past one bad last line, but a record appended after it breaks the file."""
+def check_journal(storage: str, path: Path, *, content: bool = True) -> None:
+    """Refuse a journal path that cannot be written, or (``content``) a journal Optuna
+    cannot extend, before anything is fitted or appended.
+
+    Every line of Optuna's journal is one JSON object ending in a newline. Optuna reads
+    past one bad last line, but a record appended after it, or after a blank line, breaks
+    the file for good. Workers skip the content check: a line another worker is writing
+    would look cut short.
+    """
     check_storage_file(storage, path, "journal", f"journal:{path / 'study.log'}")
-    if not path.is_file():
+    if not content or not path.is_file():
         return
     try:
         with path.open("rb") as f:
-            lines = f.read().splitlines()
+            data = f.read()
     except OSError as e:
         raise ConfigError(f"--storage {storage}: cannot read {path} ({e.strerror or e}); "
                           "check its permissions, or give a new journal file") from None
+    lines = data.split(b"\n")
+    last = lines.pop()  # b"" when the file ends in a newline, as Optuna leaves it
+    if last.strip():
+        raise ConfigError(f"--storage {storage}: the last line of {path} (line {len(lines) + 1}) "
+                          "is cut short, as when a worker is killed mid-write; remove that "
+                          "line to resume the study, or give another journal file")
     for n, line in enumerate(lines, 1):
         try:
-            ok = not line.strip() or isinstance(json.loads(line), dict)
+            ok = isinstance(json.loads(line), dict)
         except ValueError:
             ok = False
         if not ok:
             raise ConfigError(f"--storage {storage}: {path} is not an Optuna journal (line {n} "
-                              "is not a JSON record); give another journal file, or move "
-                              "this one away")
+                              f"is {'blank' if not line.strip() else 'not a JSON record'}); "
+                              "give another journal file, or move this one away")
 
 
 def is_shared(storage: str | None) -> bool:
@@ -164,7 +175,7 @@ def shared_storage(storage: str, heartbeat: int = DEFAULT_HEARTBEAT_S
     grace = GRACE_FACTOR * heartbeat
     path = journal_path(storage)
     if path is not None:
-        check_journal(storage, path)
+        check_journal(storage, path, content=False)  # checked before any worker started
         backend = optuna.storages.journal.JournalFileBackend(str(path))
         return HeartbeatJournalStorage(backend, heartbeat, grace, retry)
     for attempt in range(10):

@@ -93,8 +93,12 @@ def check_storage(storage: str) -> None:
     check_storage_file(storage, db, "database", "sqlite:///study.db")
 
 
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
 def _storage_error(storage: str, e: BaseException) -> ConfigError:
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    first = _first_line(e)
     if isinstance(e, ImportError):
         return ConfigError(f"--storage {storage}: its database driver is not installed ({first}); "
                            "install it, or use sqlite:///study.db")
@@ -180,11 +184,22 @@ def _existing_study(storage: str, name: str, db: Path | None) -> None:
     if (db is not None and not db.is_file()) or (journal is not None and not journal.is_file()):
         raise ConfigError(f"--report: {db or journal} does not exist, so there is no study to "
                           "report; check --storage, or run the search first")
-    st = get_storage(storage)
     try:
-        names = [s.study_name for s in st.get_all_studies()]
-    except Exception as e:  # noqa: BLE001  (a file that is not a database)
-        raise _storage_error(storage, e) from None
+        if db is not None:  # read-only: opening it through Optuna would add its tables
+            import sqlite3
+
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                names = [r[0] for r in con.execute("SELECT study_name FROM studies")]
+            finally:
+                con.close()
+        else:
+            names = [s.study_name for s in get_storage(storage).get_all_studies()]
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001  (a file that is not a study database)
+        raise ConfigError(f"--report: {storage} holds no Optuna study ({_first_line(e)}); "
+                          "check --storage") from None
     if name not in names:
         have = ", ".join(repr(n) for n in names) or "none"
         raise ConfigError(f"--report: no study {name!r} in {storage} (studies there: {have}); "
@@ -261,8 +276,13 @@ def open_study(storage: str | None, study_name: str | None, settings: dict,
     ``create=False`` (a report) the study must exist and nothing is written."""
     if not storage:
         return optuna.create_study(directions=directions, sampler=sampler)
-    if not create:
+    if not create:  # a report: load, never create, and write nothing
         _existing_study(storage, study_name or DEFAULT_STUDY_NAME, sqlite_file(storage))
+        try:
+            return optuna.load_study(study_name=study_name or DEFAULT_STUDY_NAME,
+                                     storage=get_storage(storage, heartbeat), sampler=sampler)
+        except (ValueError, OSError, KeyError) as e:
+            raise _storage_error(storage, e) from None
     st = get_storage(storage, heartbeat)
     assert study_name is not None
     try:

@@ -441,8 +441,9 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
     checked = len(finalists)
     # the dashboard note only for a stored study (a dashboard can open it) and not on
     # Ctrl-C: optuna-dashboard takes a second or more to import
-    record_true_checks(study, finalists, trial_of, budget_ms, device_label, unit,
-                       note=cfg.storage is not None and not interrupted)
+    if not cfg.report_only:  # a report reads the study; it writes nothing to it
+        record_true_checks(study, finalists, trial_of, budget_ms, device_label, unit,
+                           note=cfg.storage is not None and not interrupted)
     optimum = None
     everywhere = scores_everywhere() if table is not None else None
     if everywhere is not None:
