@@ -57,12 +57,16 @@ def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Gene
 
 
 def _out_of_fold(make: Callable[[], Predictor], x: list[Arch], y: np.ndarray, folds: int,
-                 rng: np.random.Generator, holdout: float) -> np.ndarray:
+                 rng: np.random.Generator, holdout: float,
+                 done: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Each cell predicted by a copy fitted without its fold (an iterative copy early-stops
-    on a slice of its own training cells, as in the final fit)."""
+    on a slice of its own training cells, as in the final fit); ``done(f, folds)`` after
+    each fold, for a progress bar."""
     order = rng.permutation(len(x))
     out = np.full(len(x), np.nan)
     for f in range(folds):
+        if done is not None:
+            done(f, folds + 1)  # the final fit on every cell is the last part
         held = order[f::folds]
         keep = np.setdiff1d(order, held)
         kx, ky = [x[i] for i in keep], y[keep]
@@ -181,7 +185,12 @@ class AutoPredictor(Predictor):
             try:
                 if cv:
                     pv = _out_of_fold(lambda: self._make(label), x, y, CV_FOLDS, rng,
-                                      self.holdout)
+                                      self.holdout, None if sub is None else
+                                      lambda f, n: sub(f, n, {"fold": f + 1}))
+                    if sub is not None:  # the final fit: the last of CV_FOLDS + 1 parts
+                        folds_sub = sub
+                        sub = lambda e, n, info: folds_sub(  # noqa: E731
+                            CV_FOLDS * max(n, 1) + e, (CV_FOLDS + 1) * max(n, 1), info)
                 _fit_member(p, x, y, lambda: (inner, stop), sub)
                 if not cv:
                     pv = p.predict(vx)
