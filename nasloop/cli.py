@@ -26,6 +26,7 @@ class NasloopGroup(click.Group):
             err.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False,
                       soft_wrap=True)
 
+        given = [*getattr(ctx, "_protected_args", []), *ctx.args]  # click empties them
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = one_line
@@ -34,7 +35,10 @@ class NasloopGroup(click.Group):
             err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             sys.exit(1)
         except click.UsageError as e:  # a bad option value: one line too, click's exit code 2
-            sub = e.ctx.command_path if e.ctx is not None else "nasloop"
+            sub = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            if e.ctx is None or e.ctx.command is self:  # raised parsing a command's options
+                name = next((a for a in given if a in self.commands), None)
+                sub = f"{ctx.command_path} {name}" if name else sub
             err.print(f"[red]error:[/red] {escape(e.format_message())} (see '{escape(sub)} "
                       "--help')", highlight=False, soft_wrap=True)
             sys.exit(e.exit_code)
