@@ -698,6 +698,13 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         user = load_objective(objective_fn, seed)  # a typo fails before anything is fitted
         objective = user.label
     if device in ("cpu", "cuda"):
+        given = click.get_current_context().get_parameter_source("objective")
+        if (given is click.core.ParameterSource.COMMANDLINE and not objective_fn
+                and not (data_dir or os.environ.get("NASLOOP_DATA"))):
+            raise click.UsageError(f"--objective {objective} needs the accuracy table "
+                                   "(nats/nats_bench.csv): pass --data-dir DIR or set "
+                                   "NASLOOP_DATA, or leave --objective out to search by "
+                                   "synflow, a data-free proxy")
         from .search.adaptive import AdaptiveConfig
         from .workflow.live import live_search
         adaptive = AdaptiveConfig(**{k: v for k, v in (("confidence", confidence),

@@ -449,6 +449,8 @@ def _misc() -> Iterator[Bad]:
     # the live mode checks its oracle before timing any cell (no cell is timed here)
     live = ("search", "--device", "cpu", "--budget", "5ms", "--cache-dir", "live_cache")
     yield bad("live-oracle-unknown", (*live, "--oracle", "nope"), "nope")
+    yield bad("live-objective-without-data", (*live, "--objective", "cifar100"), "--objective",
+              "NASLOOP_DATA", env={"NASLOOP_DATA": None})
     yield bad("live-set-unknown", (*live, "--oracle", "linear", "--set", "foo=1"), "foo")
     yield bad("live-set-bad-value", (*live, "--oracle", "linear", "--set", "ridge=-1"), "ridge")
     yield bad("search-set-on-saved", ("search", "-d", "desktop_cpu", "--budget", "5ms",
