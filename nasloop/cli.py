@@ -698,6 +698,12 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         user = load_objective(objective_fn, seed)  # a typo fails before anything is fitted
         objective = user.label
     if device in ("cpu", "cuda"):
+        if skip_bad_rows or no_cache:
+            raise click.UsageError(
+                "--skip-bad-rows reads a device CSV, and --device cpu|cuda has none; leave it out"
+                if skip_bad_rows else
+                "--no-cache: the live mode keeps its timings in --cache-dir as a table it "
+                "resumes; give a new --cache-dir for fresh timings")
         given = click.get_current_context().get_parameter_source("objective")
         if (given is click.core.ParameterSource.COMMANDLINE and not objective_fn
                 and not (data_dir or os.environ.get("NASLOOP_DATA"))):

@@ -449,6 +449,8 @@ def _misc() -> Iterator[Bad]:
     # the live mode checks its oracle before timing any cell (no cell is timed here)
     live = ("search", "--device", "cpu", "--budget", "5ms", "--cache-dir", "live_cache")
     yield bad("live-oracle-unknown", (*live, "--oracle", "nope"), "nope")
+    yield bad("live-skip-bad-rows", (*live, "--skip-bad-rows"), "--skip-bad-rows")
+    yield bad("live-no-cache", (*live, "--no-cache"), "--no-cache", "--cache-dir")
     yield bad("live-objective-without-data", (*live, "--objective", "cifar100"), "--objective",
               "NASLOOP_DATA", env={"NASLOOP_DATA": None})
     yield bad("live-set-unknown", (*live, "--oracle", "linear", "--set", "foo=1"), "foo")
