@@ -155,13 +155,13 @@ class AutoPredictor(Predictor):
         # few cells: a tenth of them is too few to choose by (one cell of ten), so every
         # labelled cell is scored out of fold instead, and the choice is fitted on them all
         cv = labelled < int(self.cv_below) and labelled >= 2 * CV_FOLDS
-        if cv and val is not None:
-            x, y, val = list(x) + list(val[0]), np.concatenate([y, val[1]]), None
         if cv:
+            if val is not None:
+                x, y = list(x) + list(val[0]), np.concatenate([y, val[1]])
             vx, vy = list(x), np.asarray(y)
-        elif val is None:  # no validation cells given: hold out a slice of the training cells
-            (x, y), val = _hold_out(x, y, self.holdout, rng)
-        if not cv:
+        else:
+            if val is None:  # no validation cells given: hold out a slice of the training cells
+                (x, y), val = _hold_out(x, y, self.holdout, rng)
             vx, vy = val
         # iterative backends early-stop on a slice of the training cells, never on vx
         inner, stop = _hold_out(x, y, self.holdout, rng)
@@ -238,8 +238,6 @@ class AutoPredictor(Predictor):
             refit[label] = p
         if progress is not None and self.refit:
             progress(units, units, {"candidate": "refit"})
-        if cv:  # the members were fitted on every cell; the choice was made out of fold
-            refit = dict(fitted)
         #: the choice's predictions of the validation cells, made before they were fitted on:
         #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
         blend = sum(w * np.log(np.maximum(val_pred[m], 1e-9)) for m, w in zip(members, weights))
@@ -253,7 +251,8 @@ class AutoPredictor(Predictor):
                                       "every cell" if cv else
                                       "mean |log(pred/true)| on the validation cells"),
                         "val_cells": len(vx), "tried": tried,
-                        "refitted_on": len(all_x) if refit and self.refit else None}
+                        # cv: the members were fitted on every cell in the choice itself
+                        "refitted_on": len(all_x) if self.refit and (cv or refit) else None}
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
         out = np.zeros(len(x))
