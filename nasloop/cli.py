@@ -654,10 +654,13 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         raise click.BadParameter("'' is empty: give a URL such as sqlite:///study.db, or "
                                  "leave --storage out for a study in memory",
                                  param_hint="--storage")
-    if oracle == "true" and (sets or config):
+    if (oracle == "true" or (oracle and os.path.exists(oracle))) and (sets or config):
         what = "--set " + " ".join(sets) if sets else f"--config {config}"
-        raise click.UsageError(f"{what}: --oracle true reads the table and has no predictor "
-                               "parameters to set; leave it out or name a predictor")
+        raise click.UsageError(
+            f"{what}: --oracle true reads the table and has no predictor parameters to set; "
+            "leave it out or name a predictor" if oracle == "true" else
+            f"{what}: --oracle {oracle} is a saved predictor, used as it was fitted; leave "
+            "it out, or name a backend to fit")
     # an unwritable --out fails before the search; its files are added, nothing deleted
     check_out_folder(out_dir, force=True, replaces=False)
     if oracle and os.path.exists(oracle) and not os.path.dirname(oracle):
@@ -683,10 +686,6 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     params = {}
     if oracle != "true" and not os.path.exists(oracle):
         params = predictor_params(oracle, config, sets)
-    elif oracle != "true" and (sets or config):
-        what = "--set " + " ".join(sets) if sets else f"--config {config}"
-        raise click.UsageError(f"{what}: --oracle {oracle} is a saved predictor, used as it "
-                               "was fitted; leave it out, or name a backend to fit")
     check_study(storage, study_name)  # a bad URL, or a name without storage, fails at once
     from .search.workers import check_worker_options
     check_worker_options(storage, workers, report, device)
