@@ -40,9 +40,12 @@ def _run_key(r: dict) -> tuple:
 def merge_seeds(results: list[dict]) -> list[dict]:
     """One row per (device, label, split): rows run with other seeds (``--seed-from``) join.
 
-    Runs are concatenated (a (split seed, model seed) pair counts once) and mean, std
-    (ddof=1) and failures are recomputed from them, so a table never averages averages.
+    Runs are concatenated (a (split seed, model seed) pair counts once) and summarised
+    again the one way every evaluation is (``Evaluation.summary``: mean, std with ddof=1,
+    failures), so a table never averages averages.
     """
+    from nasloop.evaluation import Evaluation, Protocol
+
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
         groups[_key(r)].append(r)
@@ -58,14 +61,13 @@ def merge_seeds(results: list[dict]) -> list[dict]:
                 if k not in seen:
                     seen.add(k)
                     runs.append(run)
-        merged = dict(rows[0], runs=runs, n_runs=len(runs),
-                      failures=sum(1 for run in runs if run.get("failed")),
-                      protocol=dict(rows[0]["protocol"],
-                                    split_seeds=sorted({run["split_seed"] for run in runs})))
-        merged["mean"], merged["std"] = {}, {}
-        for k in METRICS:
-            merged["mean"][k], merged["std"][k] = _stats([run.get(k, 0.0) for run in runs])
-        out.append(merged)
+        first, p = rows[0], rows[0]["protocol"]
+        protocol = Protocol(p["train"], p["val"], p["split"],
+                            tuple(sorted({run["split_seed"] for run in runs})),
+                            None if p.get("model_seeds") is None else tuple(p["model_seeds"]))
+        ev = Evaluation(first["device"], first["predictor"], first.get("params", {}), protocol,
+                        runs)
+        out.append({**first, **ev.summary()})
     return out
 
 
