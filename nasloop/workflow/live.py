@@ -83,7 +83,6 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
     synflow as the score to maximise.
     """
     from ..console import progress
-    from ..predictors import create_predictor
     from ..predictors.registry import checked_predictor
     from ..measure.zero_cost import synflow_scores
 
@@ -116,8 +115,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
     if saved is not None and params:
         raise ConfigError(f"--set {', '.join(sorted(params))}: {name} is a saved predictor, "
                           "used as it was fitted; leave --set out, or name a backend to fit")
-    if saved is None:
-        checked_predictor(name, **params)
+    template = checked_predictor(name, **params) if saved is None else None
     device_name = f"this machine ({device})"
     acc = None
     if objective_fn is None and (data_dir or __import__("os").environ.get("NASLOOP_DATA")):
@@ -182,7 +180,6 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
                              on_trial=lambda n, tot, info: bar.update(task, completed=n))
         res.rounds = 1
     else:
-        template = create_predictor(name, **params)
         if "seed" in template.get_params():
             template.set_params(seed=int(config.seed))
         if ("prune_dead" in template.get_params() and "prune_dead" not in params
