@@ -5,10 +5,9 @@ measurements (``arch,latency_ms``): every command that takes ``--device`` accept
 """
 from __future__ import annotations
 
-import warnings
-
 import difflib
 import os
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path

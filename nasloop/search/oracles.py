@@ -12,13 +12,12 @@ Predictor oracles predict the whole space once, in one batch, and answer from th
 """
 from __future__ import annotations
 
-import warnings
-
 import functools
 import hashlib
 import json
 import math
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
