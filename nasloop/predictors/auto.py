@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..metrics import latency_metrics, log_loss
 from ..space import Arch
-from .base import Predictor, load_json_state, save_json_state
+from .base import Predictor, cross_val_predict, load_json_state, save_json_state
 from .registry import create_predictor, register_predictor
 
 #: what ``auto`` tries by default: name -> (registered backend, parameters)
@@ -54,26 +54,6 @@ def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Gene
     perm = rng.permutation(len(x))
     k = max(1, int(round(len(x) * float(fraction))))
     return ([x[i] for i in perm[k:]], y[perm[k:]]), ([x[i] for i in perm[:k]], y[perm[:k]])
-
-
-def _out_of_fold(make: Callable[[], Predictor], x: list[Arch], y: np.ndarray, folds: int,
-                 rng: np.random.Generator, holdout: float,
-                 done: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Each cell predicted by a copy fitted without its fold (an iterative copy early-stops
-    on a slice of its own training cells, as in the final fit); ``done(f, folds)`` after
-    each fold, for a progress bar."""
-    order = rng.permutation(len(x))
-    out = np.full(len(x), np.nan)
-    for f in range(folds):
-        if done is not None:
-            done(f, folds + 1)  # the final fit on every cell is the last part
-        held = order[f::folds]
-        keep = np.setdiff1d(order, held)
-        kx, ky = [x[i] for i in keep], y[keep]
-        p = make()
-        _fit_member(p, kx, ky, lambda: _hold_out(kx, ky, holdout, rng), None)
-        out[held] = p.predict([x[i] for i in held])
-    return out
 
 
 def _fit_member(p: Predictor, x: list[Arch], y: np.ndarray,
@@ -183,10 +163,14 @@ class AutoPredictor(Predictor):
             t0 = time.perf_counter()
             sub = step(i, label)
             try:
-                if cv:
-                    pv = _out_of_fold(lambda: self._make(label), x, y, CV_FOLDS, rng,
-                                      self.holdout, None if sub is None else
-                                      lambda f, n: sub(f, n, {"fold": f + 1}))
+                if cv:  # each fold's copy early-stops on a slice of its cells, as below
+                    pv = cross_val_predict(
+                        p, x, y, folds=CV_FOLDS, rng=rng,
+                        fit=lambda c, kx, ky: _fit_member(
+                            c, kx, ky, lambda: _hold_out(kx, ky, self.holdout, rng), None),
+                        # the final fit on every cell is the last of CV_FOLDS + 1 parts
+                        on_fold=None if sub is None else
+                        lambda f, k: sub(f, k + 1, {"fold": f + 1}))
                     if sub is not None:  # the final fit: the last of CV_FOLDS + 1 parts
                         folds_sub = sub
                         sub = lambda e, n, info: folds_sub(  # noqa: E731

@@ -123,25 +123,36 @@ class Predictor(ABC):
 
 
 def cross_val_predict(predictor: Predictor, archs: list[Arch], y: np.ndarray, *,
-                      folds: int = 10, seed: int = 0) -> np.ndarray:
+                      folds: int = 10, seed: int = 0, rng: np.random.Generator | None = None,
+                      fit: Callable[[Predictor, list[Arch], np.ndarray], Any] | None = None,
+                      on_fold: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Out-of-fold predictions: each cell predicted by a copy fitted without its fold.
 
     With few measured cells nothing can be held out of the final fit, yet a margin needs
     residuals on cells the model has not seen: these are they (cross-conformal, Vovk 2015).
     ``folds`` >= the number of cells means leave-one-out. Copies get the same parameters.
+    ``rng`` (instead of ``seed``) draws the folds from a caller's generator; ``fit(copy,
+    cells, y)`` replaces ``copy.fit`` (``auto`` early-stops its GCNs); ``on_fold(f, k)``
+    is called before each fold, for a progress bar.
     """
     y = np.asarray(y, dtype=np.float64)
     n = len(archs)
     if n < 2:
         raise ConfigError(f"cross-validation needs at least 2 cells, got {n}")
     k = min(int(folds), n)
-    order = np.random.default_rng(seed).permutation(n)
+    order = (rng if rng is not None else np.random.default_rng(seed)).permutation(n)
     out = np.full(n, np.nan)
     for f in range(k):
+        if on_fold is not None:
+            on_fold(f, k)
         held = order[f::k]
         keep = np.setdiff1d(order, held)
         copy = type(predictor)(**predictor.get_params())
-        copy.fit([archs[i] for i in keep], y[keep])
+        kx, ky = [archs[i] for i in keep], y[keep]
+        if fit is None:
+            copy.fit(kx, ky)
+        else:
+            fit(copy, kx, ky)
         out[held] = copy.predict([archs[i] for i in held])
     return out
 
