@@ -844,6 +844,10 @@ def _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, se
                    "minimum is the least disturbed by other processes).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seed of the --cells sample and of the --all order.")
+@click.option("--cuda-graph", "graph", is_flag=True,
+              help="With --device cuda: time the replay of a CUDA graph of the forward pass "
+                   "(the GPU's own work, as TensorRT or torch.compile would run it) instead of "
+                   "eager launches, which at batch 1 measure Python's launch path.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="CSV to write (re-running with the same file resumes).")
 @click.option("--repeat-check", is_flag=True,
@@ -852,7 +856,7 @@ def _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, se
 @json_option
 def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch, network,
             rounds, warmup, repeats,
-            threads, statistic, seed, out_path, repeat_check, as_json) -> None:
+            threads, statistic, seed, graph, out_path, repeat_check, as_json) -> None:
     """Time cells' networks on this machine; the CSV it writes is a device.
 
     The protocol (network form, rounds, runs, threads) is recorded in the CSV's .json
@@ -864,17 +868,20 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
 
     from .console import progress as make_progress
     from .space import sample_cells
-    from .measure.timing import TimingProtocol, _device, check_out_csv, measure_to_csv
+    from .measure.timing import (TimingProtocol, _device, check_graph, check_out_csv,
+                                 measure_to_csv)
     from .space import all_archs, arch_index, canonical_representatives
 
     if sum(bool(x) for x in (n_cells, all_cells, cells_from)) != 1:
         raise click.UsageError("choose exactly one of --cells N, --all, --cells-from FILE")
     if cells_for and not n_cells:
         raise click.UsageError("--cells-for transfer needs --cells K (how many cells to time)")
-    _device(device)  # no CUDA, or an unwritable --out: one line before any timing
-    check_out_csv(out_path)
     protocol = TimingProtocol(network=network, batch=batch, rounds=rounds, repeats=repeats,
-                              warmup=warmup, threads=threads, statistic=statistic, seed=seed)
+                              warmup=warmup, threads=threads, statistic=statistic, seed=seed,
+                              graph=graph)
+    check_graph(protocol, device)  # no CUDA, or an unwritable --out: one line before timing
+    _device(device)
+    check_out_csv(out_path)
     if all_cells:
         every = list(all_archs())
         if network == "deployable":  # isomorphic cells are one network: time each once

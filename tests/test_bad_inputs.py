@@ -71,6 +71,7 @@ def _devices() -> Iterator[Bad]:
     yield bad("measure-device-gpu", ("measure", "--device", "gpu", "--cells", "1", "--out",
                                      "m.csv"), "gpu")
     yield bad("measure-device-tpu", ("measure", "-d", "tpu", "--all", "--out", "m.csv"), "tpu")
+    yield bad("measure-cuda-graph-on-cpu", (*MEASURE, "--cuda-graph"), "--cuda-graph")
 
 
 #: malformed archs, each with the part of it the message must show

@@ -100,6 +100,28 @@ def test_a_resume_with_another_protocol_is_refused(tmp_path):
     assert side["network"] == "deployable" and side["protocol"]["rounds"] == 1
 
 
+def test_a_table_from_before_cuda_graphs_resumes_as_eager(tmp_path):
+    from nasloop.errors import ConfigError
+    from nasloop.measure.timing import check_sidecar
+
+    cells = [a for a in all_archs() if a.is_connected()][:2]
+    out = tmp_path / "m.csv"
+    quick = TimingProtocol(rounds=1, warmup=0, repeats=1)
+    measure_to_csv(cells[:1], out, protocol=quick)
+    side = json.loads((tmp_path / "m.json").read_text())
+    assert side["protocol"]["graph"] is False
+    del side["protocol"]["graph"]  # a sidecar written before the option existed
+    (tmp_path / "m.json").write_text(json.dumps(side))
+    assert measure_to_csv(cells, out, protocol=quick) == 1
+    graphed = TimingProtocol(rounds=1, warmup=0, repeats=1, graph=True)
+    with pytest.raises(ConfigError, match="graph False -> True"):
+        check_sidecar(tmp_path / "m.json", graphed, "cpu")
+    with pytest.raises(ConfigError, match="needs --device cuda"):
+        measure_to_csv(cells, tmp_path / "g.csv",
+                       protocol=TimingProtocol(rounds=1, warmup=0, repeats=1, graph=True))
+    assert not (tmp_path / "g.csv").exists()
+
+
 def test_a_table_without_a_recorded_protocol_resumes_only_as_the_old_protocol(tmp_path):
     from nasloop.errors import ConfigError
 
@@ -135,14 +157,23 @@ def test_shaky_cells_get_more_rounds(monkeypatch):
     import nasloop.measure.timing as timing
 
     visits: dict = {}
+    ran: list = []
 
-    def fake(model, x, *, warmup, repeats):
-        n = visits[model.arch] = visits.get(model.arch, 0) + 1
-        wild = model.arch == cells[0] and n % 2  # cell 0's rounds disagree, cell 1's agree
+    class Spy(timing.CellNetwork):  # tells the fake timer which cell's forward it ran
+        def forward(self, x):
+            ran.append(self.arch)
+            return super().forward(x)
+
+    def fake(run, *, cuda, warmup, repeats):
+        run()
+        arch = ran[-1]
+        n = visits[arch] = visits.get(arch, 0) + 1
+        wild = arch == cells[0] and n % 2  # cell 0's rounds disagree, cell 1's agree
         return [10.0 if wild else 1.0] * repeats
 
     cells = [a for a in all_archs() if a.is_connected()][:2]
-    monkeypatch.setattr(timing, "time_module", fake)
+    monkeypatch.setattr(timing, "CellNetwork", Spy)
+    monkeypatch.setattr(timing, "time_calls", fake)
     rows = timing.measure_block(cells, "cpu", TimingProtocol(rounds=3, repeats=2, warmup=0,
                                                              remeasure_pct=10.0))
     assert rows[0]["rounds"] == 6 and rows[0]["spread_pct"] > 10
@@ -171,3 +202,22 @@ def test_live_validation_times_exactly_the_cell_asked(monkeypatch, network):
         assert [n for _, n in timed] == ["deployable"]
         from nasloop.network import network_cost
         assert network_cost(Arch.parse(timed[0][0])) == network_cost(a) == network_cost(b)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_graph_replays_the_forward_pass_of_new_inputs():
+    import torch
+
+    from nasloop.measure.timing import graph_replay
+    from nasloop.network import INPUT_SHAPE, CellNetwork
+
+    cell = [a for a in all_archs() if a.is_connected()][100]
+    model = CellNetwork(cell).eval().cuda()
+    x = torch.randn(2, *INPUT_SHAPE, device="cuda")
+    with torch.inference_mode():
+        replay = graph_replay(model, x)
+        for _ in range(2):  # the graph reads x's memory: new inputs give new outputs
+            x.copy_(torch.randn_like(x))
+            eager = model(x).clone()
+            got = replay().clone()
+            torch.testing.assert_close(got, eager, rtol=1e-3, atol=1e-3)

@@ -24,6 +24,13 @@ FIELDS = ["arch", "latency_ms", "median_ms", "iqr_ms", "min_ms", "repeats", "rou
           "spread_pct"]
 
 
+def check_graph(protocol: "TimingProtocol", device: str) -> None:
+    """A CUDA graph exists only on a GPU: refuse ``graph`` elsewhere, before any timing."""
+    if protocol.graph and device != "cuda":
+        raise ConfigError(f"--cuda-graph times a CUDA graph and needs --device cuda, got "
+                          f"--device {device}; drop --cuda-graph to time on the CPU")
+
+
 def _device(kind: str) -> torch.device:
     if kind == "cuda":
         if not torch.cuda.is_available():
@@ -38,25 +45,57 @@ def _device(kind: str) -> torch.device:
 def time_module(model: torch.nn.Module, x: torch.Tensor, *, warmup: int = 10,
                 repeats: int = 50) -> list[float]:
     """Per-run latency in ms: CUDA events with synchronisation on a GPU, perf_counter on CPU."""
-    times = []
     with torch.inference_mode():
-        for _ in range(warmup):
-            model(x)
-        if x.is_cuda:
-            torch.cuda.synchronize()
-            for _ in range(repeats):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                model(x)
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end))
-        else:
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                model(x)
-                times.append((time.perf_counter() - t0) * 1e3)
+        return time_calls(lambda: model(x), cuda=x.is_cuda, warmup=warmup, repeats=repeats)
+
+
+def time_calls(run: Callable[[], object], *, cuda: bool, warmup: int,
+               repeats: int) -> list[float]:
+    """Per-call latency in ms of ``run`` (a forward pass, or a CUDA graph's replay)."""
+    times = []
+    for _ in range(warmup):
+        run()
+    if cuda:
+        torch.cuda.synchronize()
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+    else:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+def graph_replay(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """The forward pass on ``x``'s memory captured as a CUDA graph; returns its replay.
+
+    At batch 1 this network is a few hundred tiny kernels and the GPU waits for the host to
+    launch them, so eager CUDA timings measure Python's launch path (as noisy as a VM's
+    CPU). A graph launches them all at once: what is timed is the GPU's own work, as a
+    deployment through CUDA graphs (TensorRT, ``torch.compile(mode="reduce-overhead")``)
+    would run it.
+    """
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.inference_mode(), torch.cuda.stream(side):
+        for _ in range(2):  # cuDNN handles and workspaces exist before the capture
+            model(x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), torch.cuda.graph(graph):
+        out = model(x)
+
+    def replay() -> torch.Tensor:
+        """The forward pass of whatever ``x`` holds now; the output lives in ``out``."""
+        graph.replay()
+        return out
+    return replay
 
 
 #: statistics over timed runs
@@ -81,7 +120,8 @@ class TimingProtocol:
     nearly every cell, doubling the cost for no better agreement (docs/results.md). Threads
     are pinned (and restored afterwards).
     ``rounds=1, repeats=50, warmup=10, statistic="median"`` is the protocol of tables
-    measured before it.
+    measured before it. ``graph`` (CUDA only) times the replay of a CUDA graph of the
+    forward pass instead of eager launches (see ``graph_replay``).
     """
 
     network: str = "deployable"
@@ -94,6 +134,7 @@ class TimingProtocol:
     block: int = 50
     statistic: str = "min"
     seed: int = 0
+    graph: bool = False
 
     def __post_init__(self) -> None:
         check_form(self.network)
@@ -115,7 +156,7 @@ class TimingProtocol:
         """What must be equal for two runs to belong in one table."""
         return {"network": self.network, "batch": self.batch, "rounds": self.rounds,
                 "repeats": self.repeats, "warmup": self.warmup, "threads": self.threads,
-                "statistic": self.statistic}
+                "statistic": self.statistic, "graph": bool(self.graph)}
 
 
 def _legacy_protocol(side: dict) -> dict:
@@ -154,17 +195,20 @@ def measure_block(archs: Sequence[Arch], device: str = "cpu",
     """Time ``archs`` together under ``protocol``: one row per cell, in the given order."""
     p = protocol or TimingProtocol()
     dev = _device(device)
+    check_graph(p, device)
     rng = np.random.default_rng([int(p.seed), int(block_index)])
-    with pinned_threads(p.threads):
+    with pinned_threads(p.threads), torch.inference_mode():
         models = [CellNetwork(a, form=p.network).eval().to(dev) for a in archs]
         x = torch.randn(p.batch, *INPUT_SHAPE, device=dev)
+        calls = [graph_replay(m, x) if p.graph else (lambda m=m: m(x)) for m in models]
         per_round: list[list[float]] = [[] for _ in archs]
         runs: list[list[float]] = [[] for _ in archs]
 
         def rounds(which: list[int]) -> None:
             for _ in range(p.rounds):
                 for i in rng.permutation(which):
-                    t = time_module(models[i], x, warmup=p.warmup, repeats=p.repeats)
+                    t = time_calls(calls[i], cuda=dev.type == "cuda", warmup=p.warmup,
+                                   repeats=p.repeats)
                     per_round[i].append(p.of_runs(t))
                     runs[i].extend(t)
 
@@ -216,7 +260,7 @@ def check_sidecar(side: Path, protocol: TimingProtocol, device: str) -> None:
     try:
         old = json.loads(side.read_text())
         before = old.get("protocol") or _legacy_protocol(old)
-        before = {k: before.get(k) for k in protocol.key()}
+        before = {k: before.get(k, False if k == "graph" else None) for k in protocol.key()}
     except (OSError, ValueError, AttributeError) as e:
         raise DataError(f"cannot read {side} ({e}); move it and its CSV away, or pick another "
                         "--out") from None
@@ -294,6 +338,7 @@ def measure_to_csv(archs: Sequence[Arch], out: str | Path, device: str = "cpu", 
     """
     p = protocol or TimingProtocol()
     _device(device)  # no CUDA: one line, before any file is written
+    check_graph(p, device)
     out = check_out_csv(out)
     side = out.with_suffix(".json")
     check_sidecar(side, p, device)
