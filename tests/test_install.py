@@ -38,3 +38,5 @@ def test_a_wheel_in_a_fresh_venv_lists_the_measured_device(tmp_path):
     # the deployable whole-space table ships with its sidecar: one timing per network
     assert rows["measured_cpu_epyc_1t_deployable"]["cells"] == 6466
     assert "deployable network" in rows["measured_cpu_epyc_1t_deployable"]["description"]
+    assert rows["measured_gpu_h100_graph"]["cells"] == 6466  # the GPU table, timed as a graph
+    assert "CUDA graph" in rows["measured_gpu_h100_graph"]["description"]

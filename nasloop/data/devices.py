@@ -102,7 +102,8 @@ def _measured_description(csv_path: Path) -> str:
         return "measured by nasloop"
     return (f"measured by nasloop: {meta.get('device_model', '?')}, batch {meta.get('batch', '?')}, "
             f"{meta.get('threads', '?')} thread(s), torch {meta.get('torch', '?')}, "
-            f"{meta.get('network', 'reference')} network")
+            f"{meta.get('network', 'reference')} network"
+            + (", CUDA graph" if (meta.get("protocol") or {}).get("graph") else ""))
 
 
 def no_benchmark_tables(root: Path) -> str:
