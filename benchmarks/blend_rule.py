@@ -62,10 +62,19 @@ def rules(vy: np.ndarray, val: dict, classes: np.ndarray, seed: int) -> dict[str
     single = ((best,), (1.0,))
     out = {"never": single}
     if len(ranked) < 2:
-        return {k: single for k in ("margin_0", "margin_2", "margin_5", "margin_10",
-                                    "class_margin_2", "bootstrap_90", "never")}
+        return {k: single for k in ("current", "margin_0", "margin_2", "margin_5", "margin_10",
+                                    "class_margin_2", "bootstrap_90", "margin_2_half",
+                                    "margin_2_cap10", "never")}
     a, b = ranked[:2]
     base = log_loss(vy, val[best])
+    # the rule of auto before session 9, as it ran: weights scanned from 0.1 up, each
+    # accepted when 2 % below the last accepted loss (so not always the lowest loss)
+    cur, cur_loss = single, base
+    for w in BLEND_WEIGHTS:
+        lw = log_loss(vy, _blend(val, a, b, w))
+        if lw < cur_loss * 0.98:
+            cur, cur_loss = ((a, b), (float(w), float(1 - w))), lw
+    out["current"] = cur
     w, lw = _best_blend(vy, val, a, b, log_loss)
     for m in (0, 2, 5, 10):
         out[f"margin_{m}"] = ((a, b), (w, 1 - w)) if lw < base * (1 - m / 100) else single
@@ -89,6 +98,14 @@ def rules(vy: np.ndarray, val: dict, classes: np.ndarray, seed: int) -> dict[str
         pick = rng.integers(0, len(uniq), len(uniq))
         wins += gb[pick].sum() / n[pick].sum() < gs[pick].sum() / n[pick].sum()
     out["bootstrap_90"] = ((a, b), (w, 1 - w)) if lw < base and wins >= 900 else single
+    # the blend as chosen, its partner's weight halved (a hedge: half the step away from
+    # the best single candidate), and the partner's weight capped at 0.1
+    if lw < base * 0.98:
+        out["margin_2_half"] = ((a, b), ((1 + w) / 2, (1 - w) / 2))
+        wc = max(w, 0.9) if a == best else w
+        out["margin_2_cap10"] = ((a, b), (wc, 1 - wc))
+    else:
+        out["margin_2_half"] = out["margin_2_cap10"] = single
     return out
 
 

@@ -145,3 +145,44 @@ def test_bad_predictor_is_refused_before_any_fit(gpu_table):
     with pytest.raises(ConfigError):
         evaluate_predictors([gpu_table], ["linear", "gcn"], Protocol(300, 50),
                             overrides={"adjacency": "bogus"})
+
+
+class _Biased(Predictor):
+    """Knows the additive device and misses it by a fixed factor: a blend partner on demand."""
+
+    def __init__(self, *, factor: float = 1.0):
+        self.factor = factor
+
+    def _fit(self, x, y, val, progress):
+        self.lat_ = _additive_table().latency_ms
+
+    def _predict(self, x):
+        return self.lat_[[arch_index(a) for a in x]] * self.factor
+
+    def _save_state(self, folder):
+        pass
+
+    def _load_state(self, folder):
+        pass
+
+
+def test_auto_hedges_a_blend_toward_its_best_member(monkeypatch):
+    """Two candidates biased 19 % up and 20 % down: the 50/50 blend is nearly exact on
+    validation, and auto keeps it hedged (the partner gets half its weight: 0.75 / 0.25)."""
+    from nasloop.predictors import registry
+    from nasloop.predictors.auto import BLEND_SHRINK
+
+    monkeypatch.setitem(registry._REGISTRY, "biased_test", _Biased)
+    table = _additive_table()
+    tr, va, _ = split_cells(table, 200, 60, 0)
+    p = create_predictor("auto", candidates=["up", "down"], candidate_params={
+        "up": {"factor": 1.19}, "down": {"factor": 1 / 1.2}})
+    monkeypatch.setattr("nasloop.predictors.auto.DEFAULT_CANDIDATES",
+                        {"up": ("biased_test", {}), "down": ("biased_test", {})})
+    p.fit(tr, table.lookup(tr), val=(va, table.lookup(va)))
+    c = p.choice_
+    assert c["chosen"] == ["up", "down"] and c["blend_shrink"] == BLEND_SHRINK == 0.5
+    assert c["weights"] == pytest.approx([0.75, 0.25])  # 0.5 / 0.5 chosen, then hedged
+    expected = 1.19 ** 0.75 * 1.2 ** -0.25
+    np.testing.assert_allclose(p.predict(va) / table.lookup(va), expected, rtol=1e-9)
+    assert c["val_log_loss"] == pytest.approx(np.log(expected))
