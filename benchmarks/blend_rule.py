@@ -26,16 +26,17 @@ import numpy as np
 
 from nasloop.data import load_device
 from nasloop.metrics import latency_metrics, log_loss
-from nasloop.predictors.auto import BLEND_WEIGHTS, AutoPredictor
+from nasloop.predictors.auto import BLEND_WEIGHTS, AutoPredictor, geometric_blend
 from nasloop.space import arch_index, canonical_representatives
 from nasloop.splits import split_cells
+
+from every_device import load_results  # benchmarks/ is on sys.path when run as a script
 
 METRICS = ("acc_1", "acc_5", "acc_10", "spearman")
 
 
 def _blend(preds: dict, a: str, b: str, w: float) -> np.ndarray:
-    return np.exp(w * np.log(np.maximum(preds[a], 1e-9))
-                  + (1 - w) * np.log(np.maximum(preds[b], 1e-9)))
+    return geometric_blend([preds[a], preds[b]], [w, 1 - w])
 
 
 def _best_blend(vy, val: dict, a: str, b: str, loss_fn) -> tuple[float, float]:
@@ -155,8 +156,7 @@ def blend_runs(paths: list[Path]) -> list[tuple[str, str, int]]:
     """(device, split, seed) of every stored ``auto`` run that chose a blend."""
     runs = set()
     for p in paths:
-        for line in p.read_text().splitlines():
-            r = json.loads(line)
+        for r in load_results(p):
             if r.get("predictor") != "auto":
                 continue
             for run in r.get("runs") or []:
@@ -166,7 +166,7 @@ def blend_runs(paths: list[Path]) -> list[tuple[str, str, int]]:
 
 
 def report(path: Path) -> str:
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = load_results(path)
     names = list(rows[0]["rules"])
     lines = ["| rule | runs | blends kept | mean acc_10 | mean Δ acc_10 vs never | worst Δ | "
              "mean Spearman | mean Δ Spearman |", "|---|---|---|---|---|---|---|---|"]
@@ -212,10 +212,7 @@ def main() -> None:
         return
     runs = (blend_runs(a.runs_from_blends) if a.runs_from_blends else
             [(d, s, int(k)) for d, s, k in (x.split(":") for x in a.runs.split(","))])
-    done = set()
-    if a.out and a.out.is_file():
-        done = {(r["device"], r["split"], r["seed"]) for r in
-                map(json.loads, a.out.read_text().splitlines())}
+    done = {(r["device"], r["split"], r["seed"]) for r in load_results(a.out)} if a.out else set()
     print(f"{len(runs)} runs, {len(done)} done", flush=True)
     for device, split, seed in runs:
         if (device, split, seed) in done:

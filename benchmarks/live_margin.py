@@ -30,7 +30,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 shared cores: one BLAS thread
 import numpy as np  # noqa: E402
 
-from transfer import FAMILIES, UNSEEN_TABLES, connected_measured, pretrain_without  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from transfer import FAMILIES, connected_measured, pretrain_without  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 LIVE_FAMILIES = {**FAMILIES, "epyc_measured": ["measured_cpu_epyc_1t",
                                                "measured_cpu_epyc_1t_deployable"]}
@@ -67,8 +67,8 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, families: list[str],
         if all((m, k) in done for m in members for k in ks):
             continue
         t0 = time.perf_counter()
-        path, _, _ = pretrain_without(members + UNSEEN_TABLES,
-                                      {n: tables[n].latency_ms for n in names}, tmp, fam)
+        path, _, _ = pretrain_without(members, {n: tables[n].latency_ms for n in names}, tmp,
+                                      fam)
         for dev in members:
             table = tables[dev]
             y_all = table.latency_ms

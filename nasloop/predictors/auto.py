@@ -55,6 +55,11 @@ BLEND_SHRINK = 0.5
 CV_FOLDS = 5
 
 
+def geometric_blend(preds: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    """The weighted geometric mean of predictions: how ``auto`` blends its members."""
+    return np.exp(sum(w * np.log(np.maximum(p, 1e-9)) for p, w in zip(preds, weights)))
+
+
 def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Generator
               ) -> tuple[tuple[list[Arch], np.ndarray], tuple[list[Arch], np.ndarray]]:
     """``(rest, held)``: a seeded ``fraction`` of the cells (at least one) held out."""
@@ -205,15 +210,14 @@ class AutoPredictor(Predictor):
         best = ranked[0]
         members, weights, loss = [best], [1.0], tried[best]["val_log_loss"]
         if self.blend and len(ranked) > 1:
-            a, b = ranked[:2]
-            la, lb = np.log(np.maximum(val_pred[a], 1e-9)), np.log(np.maximum(val_pred[b], 1e-9))
+            pair = [val_pred[k] for k in ranked[:2]]
             # the weight with the lowest validation loss; kept if BLEND_MARGIN below the best
-            blend_loss, w = min((log_loss(vy, np.exp(w * la + (1 - w) * lb)), float(w))
+            blend_loss, w = min((log_loss(vy, geometric_blend(pair, [w, 1 - w])), float(w))
                                 for w in BLEND_WEIGHTS)
             if blend_loss < loss * (1 - BLEND_MARGIN):  # hedged: the partner keeps a share
                 wb = (1 - w) * BLEND_SHRINK
-                members, weights = [a, b], [1 - wb, wb]
-                loss = log_loss(vy, np.exp(weights[0] * la + wb * lb))
+                members, weights = ranked[:2], [1 - wb, wb]
+                loss = log_loss(vy, geometric_blend(pair, weights))
         # the choice is made: every member is refitted on training + validation cells
         # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
         # iterative member early-stops on a fresh slice of them, as in the choice
@@ -234,8 +238,8 @@ class AutoPredictor(Predictor):
             progress(units, units, {"candidate": "refit"})
         #: the choice's predictions of the validation cells, made before they were fitted on:
         #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
-        blend = sum(w * np.log(np.maximum(val_pred[m], 1e-9)) for m, w in zip(members, weights))
-        self.held_out_ = (list(vx), np.asarray(vy, dtype=np.float64), np.exp(blend))
+        self.held_out_ = (list(vx), np.asarray(vy, dtype=np.float64),
+                          geometric_blend([val_pred[m] for m in members], weights))
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
         self.members_ = {m: refit.get(m, fitted[m]) for m in members}
@@ -250,10 +254,8 @@ class AutoPredictor(Predictor):
                         "refitted_on": len(all_x) if self.refit and (cv or refit) else None}
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
-        out = np.zeros(len(x))
-        for label, p in self.members_.items():
-            out += self.weights_[label] * np.log(np.maximum(p.predict(x), 1e-9))
-        return np.exp(out)
+        return geometric_blend([p.predict(x) for p in self.members_.values()],
+                               [self.weights_[label] for label in self.members_])
 
     # ----- persistence --------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:
@@ -284,4 +286,4 @@ class AutoPredictor(Predictor):
         return f"auto chose {' + '.join(parts)} (validation log-loss {c['val_log_loss']:.4f})"
 
 
-__all__ = ["AutoPredictor", "DEFAULT_CANDIDATES"]
+__all__ = ["AutoPredictor", "DEFAULT_CANDIDATES", "geometric_blend"]
