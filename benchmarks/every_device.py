@@ -40,7 +40,8 @@ def _run_key(r: dict) -> tuple:
 def merge_seeds(results: list[dict]) -> list[dict]:
     """One row per (device, label, split): rows run with other seeds (``--seed-from``) join.
 
-    Runs are concatenated (a (split seed, model seed) pair counts once) and summarised
+    Runs are concatenated (a (split seed, model seed) pair counts once: the first file
+    listed wins, so list a re-run with changed code before the files it replaces) and summarised
     again the one way every evaluation is (``Evaluation.summary``: mean, std with ddof=1,
     failures), so a table never averages averages.
     """

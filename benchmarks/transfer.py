@@ -223,10 +223,12 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
 
 def auto900() -> dict[str, dict]:
     """``auto`` on 900 random cells per table (with its refit), from the stored every-device
-    results: every seed run so far, merged per table (``every_device.merge_seeds``)."""
+    results: every seed run so far, merged per table (``every_device.merge_seeds``); the
+    runs redone with the hedged blend (session 10) come first, so they replace the old ones."""
     from every_device import load_results, merge_seeds
 
-    rows = [r for name in ("auto_refit_random.jsonl", "auto_refit_all_random.jsonl",
+    rows = [r for name in ("auto_hedged_random.jsonl", "auto_hedged_check.jsonl",
+                           "auto_refit_random.jsonl", "auto_refit_all_random.jsonl",
                            "auto_refit_all_random_s12.jsonl", "auto_refit_all_random_s12b.jsonl")
             for r in load_results(RESULTS / name)
             if r.get("predictor") == "auto" and r["protocol"]["split"] == "random"]

@@ -150,10 +150,16 @@ def test_select_gives_way_to_an_additive_model_only_when_cv_says_so(tmp_path, da
     from nasloop.predictors.transfer import SELECT_MARGIN
     from nasloop.space import sample_cells
 
+    # a new device: pretrained without its chip's tables (with them, the mixture prior
+    # finds the table itself and needs no additive model)
+    family = {"help_titanx_bs256": [f"help_titan{x}_bs{b}" for x in ("x", "xp") for b in (1, 32, 256)],
+              "desktop_gpu": ["desktop_gpu", "desktop_gpu_large", "help_1080ti_bs1",
+                              "help_1080ti_bs32", "help_1080ti_bs256"]}[device]
+    model = str(save_pretrained(pretrain(data_dir, exclude=family), tmp_path / "new.npz"))
     table = load_device(device, data_dir)
     cells = sample_cells(50, 0)
     y = table.lookup(cells)
-    p = create_predictor("transfer", select=True).fit(cells, y)
+    p = create_predictor("transfer", select=True, pretrained=model).fit(cells, y)
     sel = p.source_["selection"]
     err = sel["cv_log_error"]
     assert set(err) == {"transfer", "layerwise", "linear"} and sel["folds"] == 10
@@ -162,7 +168,7 @@ def test_select_gives_way_to_an_additive_model_only_when_cv_says_so(tmp_path, da
     assert sel["chosen"] == want
     # on a nearly additive HELP GPU table an additive model wins; on the paper's GPU it loses
     assert (want != "transfer") == (device == "help_titanx_bs256")
-    plain = create_predictor("transfer").fit(cells, y)
+    plain = create_predictor("transfer", pretrained=model).fit(cells, y)
     test = sample_cells(200, 1)
     if want == "transfer":
         assert np.array_equal(p.predict(test), plain.predict(test))
@@ -174,7 +180,7 @@ def test_select_gives_way_to_an_additive_model_only_when_cv_says_so(tmp_path, da
     assert np.array_equal(back.predict(test), p.predict(test))
     assert back.source_["selection"]["chosen"] == want
     # too few cells to cross-validate: the transfer model alone
-    few = create_predictor("transfer", select=True).fit(cells[:8], y[:8])
+    few = create_predictor("transfer", select=True, pretrained=model).fit(cells[:8], y[:8])
     assert "selection" not in few.source_
 
 
@@ -184,3 +190,53 @@ def test_select_must_be_a_bool():
 
     with pytest.raises(ConfigError, match="select"):
         create_predictor("transfer", select="yes").fit(sample_cells(5, 0), np.ones(5))
+
+
+def test_mixture_prior_leans_on_the_pretraining_device_the_cells_resemble(data_dir, tmp_path):
+    """20 cells of mobile_dsp, one of the shipped model's tables: the mixture puts its
+    weight on that table's component, says so, and predicts the other cells better than the
+    population prior alone (which is what a model saved without device weights uses)."""
+    import dataclasses
+
+    from nasloop.data import load_device
+    from nasloop.space import arch_index, sample_cells
+    from nasloop.transfer.core import adapt_mixture
+
+    table = load_device("mobile_dsp", data_dir)
+    cells = [c for c in sample_cells(400, 3) if not np.isnan(table.lookup([c])[0])]
+    fit, rest = cells[:20], cells[20:]
+    y, y_rest = table.lookup(fit), table.lookup(rest)
+    pre = load_pretrained(SHIPPED)
+    names = [s["name"] for s in pre.meta["sources"]]
+    idx = np.array([arch_index(a) for a in fit])
+    _, _, resp = adapt_mixture(pre.model, idx, np.log(y))
+    assert resp.shape == (len(names),) and 0 <= resp.sum() <= 1 + 1e-9
+    assert names[int(np.argmax(resp))] == "mobile_dsp" and resp.max() > 0.5
+    mix = create_predictor("transfer", pretrained=str(SHIPPED)).fit(fit, y)
+    pop = create_predictor("transfer", pretrained=str(SHIPPED), prior="population").fit(fit, y)
+    assert next(iter(mix.source_["nearest_tables"])) == "mobile_dsp"
+    assert mix.source_["prior"] == "mixture" and pop.source_["prior"] == "population"
+
+    def err(p):
+        return float(np.median(np.abs(np.log(p.predict(rest) / y_rest))))
+    assert err(mix) < err(pop)
+    old = save_pretrained(type(pre)(dataclasses.replace(pre.model, device_weights=None), pre.meta),
+                          tmp_path / "no_devices.npz")
+    legacy = create_predictor("transfer", pretrained=str(old)).fit(fit, y)
+    np.testing.assert_allclose(legacy.predict(rest), pop.predict(rest), rtol=1e-5)
+    assert legacy.source_["prior"] == "population" and "nearest_tables" not in legacy.source_
+
+
+def test_prior_must_be_named_and_device_weights_must_fit(tmp_path, small_model):
+    import dataclasses
+
+    from nasloop.errors import ConfigError
+    from nasloop.space import sample_cells
+
+    with pytest.raises(ConfigError, match="prior must be one of mixture, population"):
+        create_predictor("transfer", prior="gaussian").fit(sample_cells(5, 0), np.ones(5))
+    pre = load_pretrained(small_model)
+    bad = dataclasses.replace(pre.model, device_weights=pre.model.device_weights[:, :3])
+    path = save_pretrained(type(pre)(bad, pre.meta), tmp_path / "bad.npz")
+    with pytest.raises(DataError, match="device weights"):
+        load_pretrained(path)

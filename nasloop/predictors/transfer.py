@@ -2,7 +2,9 @@
 
 Pretrained on many latency tables (see :mod:`nasloop.transfer`), it needs only the few
 cells it is fitted on: their log latencies fix the device's embedding by Bayesian linear
-regression under the prior learned from the other devices. The model's columns include
+regression under the prior learned from the other devices (``prior="mixture"``: a
+component per pretraining device and one for their population, weighted by how well each
+explains the cells; ``"population"``: the population's alone, as before session 10). The model's columns include
 additive op costs with and without dead ops, so with more cells the device's own additive
 costs are learnt too. Beside it, a ridge regression on the pretraining tables' principal
 components (the "regress on the other tables" view); the prediction is the weighted
@@ -35,11 +37,12 @@ class TransferPredictor(Predictor):
     tags = {"stochastic": False, "iterative": False}
 
     def __init__(self, *, pretrained: str | None = None, noise_scale: float = 3.0,
-                 table_weight: float = 0.5, select: bool = False):
+                 table_weight: float = 0.5, select: bool = False, prior: str = "mixture"):
         self.pretrained = pretrained
         self.noise_scale = noise_scale
         self.table_weight = table_weight
         self.select = select
+        self.prior = prior
 
     def _validate_params(self) -> None:
         if not _num(self.noise_scale) > 0:  # NaN (a bool, a string) fails too
@@ -48,6 +51,10 @@ class TransferPredictor(Predictor):
             raise ConfigError(f"table_weight must be between 0 and 1, got {self.table_weight!r}")
         if not isinstance(self.select, (bool, np.bool_)):
             raise ConfigError(f"select must be true or false, got {self.select!r}")
+        from ..transfer.core import PRIORS
+
+        if self.prior not in PRIORS:
+            raise ConfigError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
 
     def _model(self):
         from ..transfer.pretrain import default_pretrained, load_pretrained
@@ -55,7 +62,7 @@ class TransferPredictor(Predictor):
         return load_pretrained(self.pretrained) if self.pretrained else default_pretrained()
 
     def _fit(self, x, y, val, progress) -> None:
-        from ..transfer.core import adapt, adapt_tables
+        from ..transfer.core import adapt_mixture, adapt_tables
 
         if val is not None:  # few-shot: every measured cell is evidence, none is held back
             x, y = list(x) + list(val[0]), np.concatenate([y, val[1]])
@@ -63,7 +70,8 @@ class TransferPredictor(Predictor):
         m = pre.model
         idx = np.fromiter((arch_index(a) for a in x), dtype=np.int64)
         ly = np.log(y)
-        b, w = adapt(m, idx, ly, noise_scale=float(self.noise_scale))
+        b, w, resp = adapt_mixture(m, idx, ly, noise_scale=float(self.noise_scale),
+                                   prior=self.prior)
         self.factors_ = m.factors
         self.offset_, self.weights_ = b, w
         view = adapt_tables(m, idx, ly) if self.table_weight > 0 else None
@@ -72,7 +80,14 @@ class TransferPredictor(Predictor):
         self.table_offset_, self.table_weights_ = (0.0, None) if view is None else view
         self.source_ = {"pretrained": str(pre.meta.get("path", "?")),
                         "tables": [s["name"] for s in pre.meta.get("sources", [])],
-                        "ridge_view": view is not None}
+                        "ridge_view": view is not None,
+                        "prior": self.prior if len(resp) else "population"}
+        names = [s["name"] for s in pre.meta.get("sources", [])]
+        if len(resp) and len(names) == len(resp):  # which seen devices this one resembles
+            top = np.argsort(-resp, kind="stable")[:3]
+            self.source_["nearest_tables"] = {names[i]: round(float(resp[i]), 3) for i in top
+                                              if resp[i] >= 0.01}
+            self.source_["population_weight"] = round(float(1 - resp.sum()), 3)
         self.member_ = None
         if self.select and len(x) >= SELECT_MIN_CELLS:
             self._select(list(x), np.asarray(y, dtype=np.float64))

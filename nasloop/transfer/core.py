@@ -6,7 +6,11 @@ embedding per device.
 low-rank fit) and keeps its top singular directions as cell factors ``F``; the devices'
 own weights give a Gaussian prior over ``w``. Adapting to a new device is Bayesian linear
 regression of its few measured log latencies on ``F`` under that prior, so 5 cells give
-the "typical device" and more cells pull it towards the target. Whether a device pays for
+the "typical device" and more cells pull it towards the target. The prior is a mixture:
+one component per pretraining device (centred on its own weights) and the population's
+Gaussian, each weighted by how well it explains the measured cells, so a device like one
+seen before borrows that device's weights, and one like none falls back on the population.
+Whether a device pays for
 dead ops, and how additive it is, is just one more direction in ``F``: nothing here
 knows a device's name.
 
@@ -35,6 +39,11 @@ NOISE_SCALE = 3.0
 TABLE_RANK = 12
 #: the ridge view's alphas, chosen per device by leave-one-out on its own cells
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)
+#: each pretraining device's component of the mixture prior has this x the population's
+#: covariance (0.1 / 0.25 / 0.5 within 0.001 of mean Spearman on leave-one-family-out;
+#: benchmarks/transfer_mixture.py, docs/results.md)
+MIXTURE_SPREAD = 0.25
+PRIORS = ("mixture", "population")
 
 
 @dataclass
@@ -50,6 +59,9 @@ class FactorModel:
     #: (15625, q) principal components of the centred log-ms matrix (the ridge view); None
     #: in a model saved before the ridge view existed
     table_factors: np.ndarray | None = None
+    #: (devices, r) each pretraining device's own weights: the mixture prior's component
+    #: means; None in a model saved before the mixture prior existed (population prior only)
+    device_weights: np.ndarray | None = None
 
     @property
     def rank(self) -> int:
@@ -148,27 +160,73 @@ def pretrain_factors(logl: np.ndarray, rank: int = 8, shrink: float = 0.1,
         q = min(table_rank, len(s2))
         table = u2[:, :q] * s2[:q]                         # in log-ms units, like the tables
     return FactorModel(factors, w_mean, cov, max(float(np.median(noise)), 1e-6), float(mu.mean()),
-                       float(mu.var(ddof=1)) if len(mu) > 1 else 1.0, table)
+                       float(mu.var(ddof=1)) if len(mu) > 1 else 1.0, table, weights)
 
 
-def adapt(model: FactorModel, idx: np.ndarray, log_y: np.ndarray, *,
-          noise_scale: float = NOISE_SCALE) -> tuple[float, np.ndarray]:
-    """Posterior mean of ``(b, w)`` given log latencies ``log_y`` of cells ``idx``.
-
-    The offset ``b`` gets a broad prior (scaled to 100x the spread of pretraining offsets),
-    so a device ten times slower than any seen costs nothing.
-    """
-    x = np.concatenate([np.ones((len(idx), 1)), model.factors[idx]], axis=1)
+def _prior_precision(model: FactorModel, cov: np.ndarray) -> np.ndarray:
+    """Precision of ``(b, w)``: a broad offset prior (100x the spread of pretraining
+    offsets, so a device ten times slower than any seen costs nothing) and ``cov`` on w."""
     r = model.rank
     prec = np.zeros((r + 1, r + 1))
     prec[0, 0] = 1.0 / (100.0 * max(model.offset_var, 1.0))
-    prec[1:, 1:] = np.linalg.inv(model.prior_cov)
-    mean0 = np.concatenate([[model.offset_mean], model.prior_mean])
-    s2 = model.noise_var * noise_scale
+    prec[1:, 1:] = np.linalg.inv(cov)
+    return prec
+
+
+def _posteriors(model: FactorModel, x: np.ndarray, log_y: np.ndarray, s2: float,
+                cov: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means of ``(b, w)`` and log marginal likelihoods of ``log_y`` (up to a
+    constant shared by every prior) under Gaussian priors N(mean_j, cov), one per row of
+    ``means`` (offset included). Parameter-space form: the cost does not grow with cells."""
+    prec = _prior_precision(model, cov)
     a = prec + x.T @ x / s2
-    rhs = prec @ mean0 + x.T @ log_y / s2
-    theta = np.linalg.solve(a, rhs)
-    return float(theta[0]), theta[1:]
+    chol = np.linalg.cholesky(a)
+    solve = lambda v: np.linalg.solve(chol.T, np.linalg.solve(chol, v))  # noqa: E731
+    theta = solve(prec @ means.T + (x.T @ log_y / s2)[:, None]).T
+    resid = log_y[None, :] - means @ x.T                      # (components, cells)
+    u = resid @ x / s2
+    quad = np.sum(resid ** 2, axis=1) / s2 - np.sum(u * solve(u.T).T, axis=1)
+    logdet = 2 * np.sum(np.log(np.diag(chol))) - np.linalg.slogdet(prec)[1]  # log|S| - n log s2
+    return theta, -0.5 * (quad + logdet)
+
+
+def adapt(model: FactorModel, idx: np.ndarray, log_y: np.ndarray, *,
+          noise_scale: float = NOISE_SCALE, prior: str = "mixture"
+          ) -> tuple[float, np.ndarray]:
+    """Posterior mean of ``(b, w)`` given log latencies ``log_y`` of cells ``idx``."""
+    b, w, _ = adapt_mixture(model, idx, log_y, noise_scale=noise_scale, prior=prior)
+    return b, w
+
+
+def adapt_mixture(model: FactorModel, idx: np.ndarray, log_y: np.ndarray, *,
+                  noise_scale: float = NOISE_SCALE, prior: str = "mixture"
+                  ) -> tuple[float, np.ndarray, np.ndarray]:
+    """:func:`adapt`, and the posterior weight of each pretraining device's component.
+
+    ``prior="population"`` (or a model without its devices' weights): one Gaussian prior,
+    the mean and covariance of the pretraining devices' weights. ``"mixture"``: one
+    component per pretraining device, N(its weights, MIXTURE_SPREAD x that covariance),
+    plus the population's, equally likely a priori; each is weighted by its marginal
+    likelihood of the cells. Predictions are linear in ``(b, w)``, so the weighted mean of
+    the components' posterior means is the mixture's posterior-mean prediction. The third
+    value holds the devices' weights (empty without a mixture); the population's is the rest.
+    """
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+    x = np.concatenate([np.ones((len(idx), 1)), model.factors[idx]], axis=1)
+    s2 = model.noise_var * noise_scale
+    pop_mean = np.concatenate([[model.offset_mean], model.prior_mean])[None, :]
+    theta, ll = _posteriors(model, x, log_y, s2, model.prior_cov, pop_mean)
+    if prior == "population" or model.device_weights is None:
+        return float(theta[0, 0]), theta[0, 1:], np.zeros(0)
+    dev_means = np.concatenate([np.full((len(model.device_weights), 1), model.offset_mean),
+                                model.device_weights], axis=1)
+    t_dev, ll_dev = _posteriors(model, x, log_y, s2, MIXTURE_SPREAD * model.prior_cov, dev_means)
+    thetas, lls = np.concatenate([t_dev, theta]), np.concatenate([ll_dev, ll])
+    resp = np.exp(lls - lls.max())
+    resp /= resp.sum()
+    mean = resp @ thetas
+    return float(mean[0]), mean[1:], resp[:-1]
 
 
 def adapt_tables(model: FactorModel, idx: np.ndarray, log_y: np.ndarray
@@ -203,12 +261,8 @@ def select_cells(model: FactorModel, k: int, candidates: np.ndarray, *,
     cand = np.asarray(candidates, dtype=np.int64)
     k = min(int(k), len(cand))
     x = np.concatenate([np.ones((len(cand), 1)), model.factors[cand]], axis=1)
-    r = model.rank
-    prec = np.zeros((r + 1, r + 1))
-    prec[0, 0] = 1.0 / (100.0 * max(model.offset_var, 1.0))
-    prec[1:, 1:] = np.linalg.inv(model.prior_cov)
     s2 = model.noise_var * noise_scale
-    cov = np.linalg.inv(prec)
+    cov = np.linalg.inv(_prior_precision(model, model.prior_cov))  # the population prior
     v = np.sum((x @ cov) * x, axis=1)  # prior predictive variance of each candidate
     chosen: list[int] = []
     for _ in range(k):

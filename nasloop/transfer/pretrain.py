@@ -97,6 +97,8 @@ def save_pretrained(pre: Pretrained, path: str | Path) -> Path:
     m = pre.model
     tmp = path.with_name(path.name + ".tmp.npz")
     extra = {} if m.table_factors is None else {"table_factors": m.table_factors.astype(np.float32)}
+    if m.device_weights is not None:
+        extra["device_weights"] = m.device_weights
     np.savez_compressed(tmp, factors=m.factors.astype(np.float32), prior_mean=m.prior_mean,
                         prior_cov=m.prior_cov,
                         scalars=np.array([m.noise_var, m.offset_mean, m.offset_var]),
@@ -126,6 +128,8 @@ def _load_cached(path: str, mtime: int, size: int) -> Pretrained:
             meta = json.loads(str(z["meta"]))
             table = (np.asarray(z["table_factors"], dtype=np.float64)
                      if "table_factors" in z.files else None)  # absent in older models
+            dev_w = (np.asarray(z["device_weights"], dtype=np.float64)
+                     if "device_weights" in z.files else None)  # absent before session 10
     except Exception as e:  # zip, key, pickle-refused or JSON errors: one line
         raise DataError(f"cannot load pretrained model {path} ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:160] if str(e) else ''}); rebuild it with "
@@ -135,16 +139,19 @@ def _load_cached(path: str, mtime: int, size: int) -> Pretrained:
             or not np.all(np.isfinite(factors)) or not np.all(np.isfinite(cov)) or noise <= 0
             or (table is not None and (table.ndim != 2 or table.shape[0] != NUM_CELLS
                                        or table.shape[1] < 1
-                                       or not np.all(np.isfinite(table))))):
+                                       or not np.all(np.isfinite(table))))
+            or (dev_w is not None and (dev_w.ndim != 2 or dev_w.shape[1] != r
+                                       or not np.all(np.isfinite(dev_w))))):
         raise DataError(f"pretrained model {path} has inconsistent arrays (factors "
                         f"{factors.shape}, prior {mean.shape}, table factors "
-                        f"{None if table is None else table.shape}); rebuild it with "
+                        f"{None if table is None else table.shape}, device weights "
+                        f"{None if dev_w is None else dev_w.shape}); rebuild it with "
                         "'nasloop pretrain --out PATH'")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"pretrained model {path}: unknown format; rebuild it with "
                         "'nasloop pretrain --out PATH'")
     meta["path"] = path
-    return Pretrained(FactorModel(factors, mean, cov, noise, off_m, off_v, table), meta)
+    return Pretrained(FactorModel(factors, mean, cov, noise, off_m, off_v, table, dev_w), meta)
 
 
 def cache_dir() -> Path:
