@@ -1,13 +1,17 @@
-"""Would a mixture-of-devices prior help ``transfer``? (issue #13, session 10; not adopted)
+"""Would a mixture-of-devices prior help ``transfer``? (issue #13, session 10; adopted)
 
-``transfer``'s factor model puts one Gaussian prior over a new device's weights: the mean
-and covariance of the pretraining devices' weights. Devices come in kinds (GPUs, CPUs,
+This is the study that chose ``transfer``'s mixture prior (``prior="mixture"``, spread
+0.25, with the population component: ``mix_c0.25_g`` here). ``base`` is the prior before
+it (``prior="population"``): one Gaussian over a new device's weights, the mean and
+covariance of the pretraining devices' weights. Devices come in kinds (GPUs, CPUs,
 DSPs), so the population is not one Gaussian. Here the prior is instead a mixture with one
 component per pretraining table (mean: that table's own weights; covariance: ``c`` x the
 population's), plus optionally the population prior itself (``_g``). Each component's
 posterior is Bayesian linear regression as in ``nasloop.transfer.core.adapt``; the
 components are weighted by their marginal likelihood of the K measured log latencies, and
-the posterior-mean predictions averaged in log space. The ridge view is added at 0.5 as in
+the posterior-mean predictions averaged in log space. (This script computes it in the
+cells' space, and refits each table's weights from the saved float32 factors: an
+independent implementation of what ``nasloop.transfer.core.adapt_mixture`` does.) The ridge view is added at 0.5 as in
 ``transfer``. Only the K cells are read; test cells only score.
 
 Protocol: leave one family out as in ``benchmarks/transfer.py`` (17 families, plus the
@@ -109,7 +113,7 @@ def run() -> None:
                         ly, yt = np.log(y_all[idx]), y_all[test]
                         b0, w0 = adapt_tables(model, idx, ly)
                         ridge = b0 + model.table_factors[test] @ w0
-                        b, w = adapt(model, idx, ly)
+                        b, w = adapt(model, idx, ly, prior="population")
                         views = {"base": b + f[test] @ w}
                         ents = {}
                         for c in SPREADS:

@@ -87,7 +87,7 @@ class TransferPredictor(Predictor):
             top = np.argsort(-resp, kind="stable")[:3]
             self.source_["nearest_tables"] = {names[i]: round(float(resp[i]), 3) for i in top
                                               if resp[i] >= 0.01}
-            self.source_["population_weight"] = round(float(1 - resp.sum()), 3)
+            self.source_["population_weight"] = round(max(float(1 - resp.sum()), 0.0), 3)
         self.member_ = None
         if self.select and len(x) >= SELECT_MIN_CELLS:
             self._select(list(x), np.asarray(y, dtype=np.float64))
@@ -154,6 +154,8 @@ class TransferPredictor(Predictor):
         self.offset_ = float(s["offset"])
         self.weights_ = np.asarray(s["weights"], dtype=np.float64)
         self.source_ = s.get("source", {})
+        if "prior" not in self.source_:  # fitted before the mixture prior (session 10)
+            self.prior = "population"
         chosen = self.source_.get("selection", {}).get("chosen", "transfer")
         self.member_ = None
         if chosen != "transfer":

@@ -4,7 +4,7 @@ embedding per device.
 ``log L(cell, device) = b_device + F[cell] . w_device``. Pretraining completes the
 (cells x devices) matrix of log latencies of many tables (missing cells imputed by a
 low-rank fit) and keeps its top singular directions as cell factors ``F``; the devices'
-own weights give a Gaussian prior over ``w``. Adapting to a new device is Bayesian linear
+own weights give a prior over ``w``. Adapting to a new device is Bayesian linear
 regression of its few measured log latencies on ``F`` under that prior, so 5 cells give
 the "typical device" and more cells pull it towards the target. The prior is a mixture:
 one component per pretraining device (centred on its own weights) and the population's
@@ -186,7 +186,10 @@ def _posteriors(model: FactorModel, x: np.ndarray, log_y: np.ndarray, s2: float,
     resid = log_y[None, :] - means @ x.T                      # (components, cells)
     u = resid @ x / s2
     quad = np.sum(resid ** 2, axis=1) / s2 - np.sum(u * solve(u.T).T, axis=1)
-    logdet = 2 * np.sum(np.log(np.diag(chol))) - np.linalg.slogdet(prec)[1]  # log|S| - n log s2
+    sign, logdet_prec = np.linalg.slogdet(prec)
+    if sign <= 0:
+        raise np.linalg.LinAlgError("the prior covariance is not positive definite")
+    logdet = 2 * np.sum(np.log(np.diag(chol))) - logdet_prec  # log|S| - n log s2
     return theta, -0.5 * (quad + logdet)
 
 
@@ -206,7 +209,9 @@ def adapt_mixture(model: FactorModel, idx: np.ndarray, log_y: np.ndarray, *,
     ``prior="population"`` (or a model without its devices' weights): one Gaussian prior,
     the mean and covariance of the pretraining devices' weights. ``"mixture"``: one
     component per pretraining device, N(its weights, MIXTURE_SPREAD x that covariance),
-    plus the population's, equally likely a priori; each is weighted by its marginal
+    plus the population's, equally likely a priori (so the population holds 1 / (devices + 1)
+    before any cell is seen: a device like none of them still has a fallback whose weight
+    grows as the cells disagree with every device); each is weighted by its marginal
     likelihood of the cells. Predictions are linear in ``(b, w)``, so the weighted mean of
     the components' posterior means is the mixture's posterior-mean prediction. The third
     value holds the devices' weights (empty without a mixture); the population's is the rest.
@@ -253,6 +258,9 @@ def predict_log(model: FactorModel, b: float, w: np.ndarray, idx: np.ndarray | N
 def select_cells(model: FactorModel, k: int, candidates: np.ndarray, *,
                  noise_scale: float = NOISE_SCALE) -> np.ndarray:
     """Greedy D-optimal design: the ``k`` candidate cells that most shrink the posterior.
+
+    The design uses the population prior, not the mixture: the cells are chosen before the
+    device is seen, and the mixture's weights depend on the cells' latencies.
 
     Each step takes the cell whose prediction is most uncertain under the current
     posterior (largest ``x' A^-1 x``), which maximises the gain in ``log det A``.
