@@ -151,7 +151,7 @@ def choices(results: list[dict]) -> str:
             if not c:
                 picks.append("failed")
                 continue
-            picks.append(" + ".join(f"{m} {w:.1f}" if len(c["chosen"]) > 1 else m
+            picks.append(" + ".join(f"{m} {w:.2f}" if len(c["chosen"]) > 1 else m
                                     for m, w in zip(c["chosen"], c["weights"])))
         lines.append(f"| {r['device']} | {len(r['runs'])} | {'; '.join(picks)} |")
     return "\n".join(lines)
