@@ -343,6 +343,10 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
            "split": info["split"], "metrics": m, "saved_to": saved}
     if hasattr(pred, "choice_"):
         res["choice"] = pred.choice_
+    nearest = getattr(pred, "source_", {}).get("nearest_tables")
+    if nearest is not None:  # transfer's mixture prior: which pretraining tables the cells resemble
+        res["nearest_tables"] = nearest
+        res["population_weight"] = pred.source_.get("population_weight")
     if as_json:
         print_json(res)
         return
@@ -352,6 +356,10 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
                              [{"predictor": predictor, **m}]))
     if hasattr(pred, "choice_"):
         out.print(_choice_table(pred.choice_))
+    if nearest is not None:
+        out.print("the measured cells look most like: "
+                  + (", ".join(f"{n} ({w:.2f})" for n, w in nearest.items()) or "no one table")
+                  + f"; the population prior keeps {res['population_weight']:.2f}")
     out.print(f"fit {fit_s:.1f} s, predict all 15,625 cells {predict_s:.3f} s"
               + (f"; saved to {saved}" if saved else ""))
 

@@ -96,6 +96,11 @@ def test_cli_pretrain_fit_and_measure_cells_for(tmp_path, data_dir, monkeypatch)
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["split"]["kind"] == "informative" and res["metrics"]["spearman"] > 0.85
+    # the mixture prior says which pretraining tables the 20 cells resemble (never the
+    # excluded ones) and what the population prior kept
+    assert res["nearest_tables"] and set(res["nearest_tables"]) <= names
+    assert 0 <= res["population_weight"] <= 1
+    assert sum(res["nearest_tables"].values()) + res["population_weight"] <= 1 + 1e-3
     chosen = {str(a) for a in informative_cells(3, pretrained=out)}
     csv = tmp_path / "few.csv"
     r = CliRunner().invoke(main, ["measure", "--cells", "3", "--cells-for", "transfer",
