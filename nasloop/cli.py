@@ -615,10 +615,15 @@ class BudgetType(click.ParamType):
               help="Print the result of the study in --storage as it stands; evaluate nothing.")
 @click.option("--as-worker", is_flag=True, hidden=True,
               help="Internal: a worker started by --workers (prints nothing).")
+@click.option("--cuda-graph", "graph", is_flag=True,
+              help="With --device cuda: time every cell (fitted and finalists) as the replay "
+                   "of a CUDA graph, as `measure --cuda-graph` does; eager launches at batch 1 "
+                   "time Python's launch path.")
 @json_option
 def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, objective, trials,
            sampler, mode, seed, storage, study_name, top, confidence, rounds, sets, cache_dir,
-           no_cache, out_dir, objective_fn, workers, heartbeat, report, as_worker, as_json) -> None:
+           no_cache, out_dir, objective_fn, workers, heartbeat, report, as_worker, graph,
+           as_json) -> None:
     """Find the most accurate network under a latency budget, validated on true latency.
 
     The objective is NAS-Bench-201's test accuracy after 200 epochs (--objective picks the
@@ -678,6 +683,9 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                 f"{oracle!r} is both a {'predictor name' if oracle != 'true' else 'keyword'} "
                 f"and a folder here; write ./{oracle} for the folder, or run elsewhere",
                 param_hint="--oracle")
+    if graph and device != "cuda":
+        raise click.UsageError(f"--cuda-graph times this machine's GPU and needs --device cuda, "
+                               f"got --device {device}; leave --cuda-graph out")
     if rounds is not None and device not in ("cpu", "cuda"):
         raise click.UsageError(f"--rounds {rounds}: refits time new cells, so they serve "
                                "--device cpu/cuda only; with a table, leave it out")
@@ -727,7 +735,8 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                               seed=seed, top=top, storage=storage, study_name=study_name,
                               heartbeat=heartbeat),
                           oracle=oracle, train=train, params=params, data_dir=data_dir,
-                          cache_dir=cache_dir, objective_fn=user, adaptive=adaptive)
+                          cache_dir=cache_dir, objective_fn=user, adaptive=adaptive,
+                          graph=graph)
     elif several:
         res = _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, seed,
                               params, cache_dir, no_cache, user, objective, sampler, mode,

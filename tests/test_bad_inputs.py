@@ -72,6 +72,9 @@ def _devices() -> Iterator[Bad]:
                                      "m.csv"), "gpu")
     yield bad("measure-device-tpu", ("measure", "-d", "tpu", "--all", "--out", "m.csv"), "tpu")
     yield bad("measure-cuda-graph-on-cpu", (*MEASURE, "--cuda-graph"), "--cuda-graph")
+    yield bad("search-cuda-graph-on-cpu", ("search", "--device", "cpu", "--budget", "5ms",
+                                           "--cuda-graph"), "--cuda-graph")
+    yield bad("search-cuda-graph-on-table", (*SEARCH, "--cuda-graph"), "--device desktop_cpu")
 
 
 #: malformed archs, each with the part of it the message must show

@@ -221,3 +221,28 @@ def test_a_cuda_graph_replays_the_forward_pass_of_new_inputs():
             eager = model(x).clone()
             got = replay().clone()
             torch.testing.assert_close(got, eager, rtol=1e-3, atol=1e-3)
+
+
+def test_cuda_graph_timing_is_refused_off_a_gpu_before_anything_is_timed(monkeypatch):
+    """measure_arch and the live mode refuse --cuda-graph on the CPU in one clear error,
+    and the live mode does so before it times a single cell."""
+    from nasloop.errors import ConfigError
+    from nasloop.measure import timing
+    from nasloop.measure.timing import measure_arch
+    from nasloop.workflow.live import live_search
+
+    cell = next(a for a in all_archs() if a.is_connected())
+    with pytest.raises(ConfigError, match="--cuda-graph .*needs --device cuda"):
+        measure_arch(cell, "cpu", graph=True)
+    monkeypatch.setattr(timing, "measure_block", lambda *a, **k: pytest.fail("timed a cell"))
+    with pytest.raises(ConfigError, match="--cuda-graph .*needs --device cuda"):
+        live_search("cpu", 5.0, graph=True)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_measure_arch_times_a_cuda_graph_on_a_gpu():
+    from nasloop.measure.timing import measure_arch
+
+    cell = [a for a in all_archs() if a.is_connected()][100]
+    row = measure_arch(cell, "cuda", warmup=2, repeats=5, graph=True)
+    assert row["latency_ms"] > 0

@@ -224,14 +224,22 @@ def measure_block(archs: Sequence[Arch], device: str = "cpu",
 
 
 def measure_arch(arch: Arch, device: str = "cpu", *, batch: int = 1, warmup: int = 10,
-                 repeats: int = 50, network: str = "deployable", threads: int | None = None) -> dict:
-    """One cell timed alone (``repeats`` runs after ``warmup``): the live validation's check."""
+                 repeats: int = 50, network: str = "deployable", threads: int | None = None,
+                 graph: bool = False) -> dict:
+    """One cell timed alone (``repeats`` runs after ``warmup``): the live validation's check.
+
+    ``graph`` (CUDA only) times the replay of a CUDA graph, as ``measure --cuda-graph``."""
+    p = TimingProtocol(network=network, rounds=1, repeats=repeats, warmup=warmup, graph=graph)
+    check_graph(p, device)
     dev = _device(device)
     with pinned_threads(threads):
         model = CellNetwork(arch, form=network).eval().to(dev)
         x = torch.randn(batch, *INPUT_SHAPE, device=dev)
-        t = time_module(model, x, warmup=warmup, repeats=repeats)
-    p = TimingProtocol(network=network, rounds=1, repeats=repeats, warmup=warmup)
+        if graph:
+            with torch.inference_mode():
+                t = time_calls(graph_replay(model, x), cuda=True, warmup=warmup, repeats=repeats)
+        else:
+            t = time_module(model, x, warmup=warmup, repeats=repeats)
     return _row(arch, [p.of_runs(t)], t, p)
 
 

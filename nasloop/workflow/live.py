@@ -28,7 +28,8 @@ from ..search.oracles import (DEFAULT_ORACLE, Calibration, LatencyOracle, Predic
 from ..search.storage import check_study, study_settings
 from ..search.study import SearchConfig, SearchResult, check_budget, run_search
 from ..space import Arch, sample_cells
-from ..measure.timing import TimingProtocol, _cpu_model, _device, measure_arch, measure_to_csv
+from ..measure.timing import (TimingProtocol, _cpu_model, _device, check_graph, measure_arch,
+                              measure_to_csv)
 
 #: the live mode's timing: 3 interleaved rounds of 1 + 5 runs (18 runs a cell, as before)
 LIVE_PROTOCOL = TimingProtocol(rounds=3, repeats=5, warmup=1)
@@ -56,23 +57,24 @@ class MeasureOracle(LatencyOracle):
     different networks, so answers are never shared across a class there.
     """
 
-    def __init__(self, device: str, repeats: int = 30, network: str = "deployable"):
+    def __init__(self, device: str, repeats: int = 30, network: str = "deployable",
+                 graph: bool = False):
         super().__init__()
         self.device, self.repeats, self.name = device, repeats, f"measured:{device}"
-        self.network = network
+        self.network, self.graph = network, graph
         self.canonical_cache = network == "deployable"  # one network per class only there
 
     def _compute(self, archs: list[Arch]) -> np.ndarray:
         return np.array([measure_arch(a, self.device, warmup=5, repeats=self.repeats,
-                                      network=self.network, threads=LIVE_PROTOCOL.threads
-                                      )["latency_ms"] for a in archs])
+                                      network=self.network, threads=LIVE_PROTOCOL.threads,
+                                      graph=self.graph)["latency_ms"] for a in archs])
 
 
 def live_search(device: str, budget_ms: float, config: SearchConfig | None = None, *,
                 oracle: str | None = None, train: int | None = None, params: dict | None = None,
                 data_dir: str | None = None, cache_dir: str | None = None,
                 network: str = "deployable", objective_fn=None,
-                adaptive: AdaptiveConfig | None = None) -> SearchResult:
+                adaptive: AdaptiveConfig | None = None, graph: bool = False) -> SearchResult:
     """Measure cells here, fit the oracle, search, and time the finalists for real.
 
     ``config`` is the search's (objective, trials, sampler, seed, top, storage...); its
@@ -80,7 +82,9 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
     calibrated on out-of-sample predictions of the timed cells, and refits on the
     finalists that failed (:mod:`nasloop.search.adaptive`). ``objective_fn`` (a loaded
     ``--objective-fn``, e.g. a short training run) replaces the accuracy table or
-    synflow as the score to maximise.
+    synflow as the score to maximise. ``graph`` (``--device cuda`` only) times every cell,
+    the fitted ones and the finalists, as the replay of a CUDA graph (``measure
+    --cuda-graph``): eager launches on a GPU time Python's launch path, not the network.
     """
     from ..console import progress
     from ..predictors.registry import checked_predictor
@@ -94,6 +98,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
     adaptive.check()
     params = dict(params or {})
     _device(device)
+    check_graph(TimingProtocol(graph=graph), device)  # before anything is timed
     name = oracle or default_live_oracle()
     few_shot = name == "transfer"
     least, default = (MIN_TRANSFER_TRAIN, TRANSFER_TRAIN) if few_shot else (MIN_LIVE_TRAIN, LIVE_TRAIN)
@@ -116,7 +121,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
         raise ConfigError(f"--set {', '.join(sorted(params))}: {name} is a saved predictor, "
                           "used as it was fitted; leave --set out, or name a backend to fit")
     template = checked_predictor(name, **params) if saved is None else None
-    device_name = f"this machine ({device})"
+    device_name = f"this machine ({device}{', CUDA graph' if graph else ''})"
     acc = None
     if objective_fn is None and (data_dir or __import__("os").environ.get("NASLOOP_DATA")):
         acc = load_accuracy(data_dir)
@@ -128,7 +133,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
     check_study(config.storage, config.study_name,
                 study_settings(budget_ms, device_name, oracle_label(name), used, config.mode,
                                config.sampler_label))
-    timing = TimingProtocol(**{**LIVE_PROTOCOL.__dict__, "network": network})
+    timing = TimingProtocol(**{**LIVE_PROTOCOL.__dict__, "network": network, "graph": graph})
     # one cache file per machine and protocol: tables never mix protocols
     machine = hashlib.sha1(f"{device}:{_cpu_model()}:{sorted(timing.key().items())}"
                            .encode()).hexdigest()[:10]
@@ -163,7 +168,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
         score = synflow_scores
         err.print("[yellow]no accuracy table: the objective is synflow, a data-free zero-cost "
                   "proxy of accuracy (log10 score; higher is better)[/yellow]")
-    validator = MeasureOracle(device, network=network)
+    validator = MeasureOracle(device, network=network, graph=graph)
     if saved is not None:
         pred = saved
         err.print(f"using the saved predictor {name} (not refitted)")
