@@ -726,6 +726,10 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                                    "(nats/nats_bench.csv): pass --data-dir DIR or set "
                                    "NASLOOP_DATA, or leave --objective out to search by "
                                    "synflow, a data-free proxy")
+        if device == "cuda" and not graph and __import__("torch").cuda.is_available():
+            err.print("[yellow]note:[/yellow] eager launches at batch 1 time Python's launch "
+                      "path as much as the GPU; --cuda-graph times the GPU's own work",
+                      highlight=False)
         from .search.adaptive import AdaptiveConfig
         from .workflow.live import live_search
         adaptive = AdaptiveConfig(**{k: v for k, v in (("confidence", confidence),

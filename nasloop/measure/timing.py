@@ -91,8 +91,9 @@ def graph_replay(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], torch.
     with torch.inference_mode(), torch.cuda.graph(graph):
         out = model(x)
 
-    def replay() -> torch.Tensor:
-        """The forward pass of whatever ``x`` holds now; the output lives in ``out``."""
+    def replay(_inputs: torch.Tensor = x) -> torch.Tensor:
+        """The forward pass of whatever ``x`` holds now; the output lives in ``out``.
+        (``_inputs`` keeps ``x``'s memory alive for as long as the replay exists.)"""
         graph.replay()
         return out
     return replay
@@ -245,11 +246,7 @@ def measure_arch(arch: Arch, device: str = "cpu", *, batch: int = 1, warmup: int
 
 def conditions(device: str, protocol: TimingProtocol) -> dict:
     """The sidecar of a measured table: machine, software and the timing protocol."""
-    if device == "cuda":
-        model = torch.cuda.get_device_name(0)
-    else:
-        model = _cpu_model()
-    return {"device": device, "device_model": model, "torch": torch.__version__,
+    return {"device": device, "device_model": device_model(device), "torch": torch.__version__,
             "threads": protocol.threads, "batch": protocol.batch,
             "input_size": list(INPUT_SHAPE), "warmup": protocol.warmup,
             "repeats": protocol.repeats, "network": protocol.network,
@@ -280,6 +277,11 @@ def check_sidecar(side: Path, protocol: TimingProtocol, device: str) -> None:
         raise ConfigError(f"{side.with_suffix('.csv')} was measured with another protocol "
                           f"({'; '.join(diff)}): resume with the same options, or pick "
                           "another --out")
+
+
+def device_model(device: str) -> str:
+    """The GPU's name for ``cuda``, else the CPU's model: what a timing table belongs to."""
+    return torch.cuda.get_device_name(0) if device == "cuda" else _cpu_model()
 
 
 def _cpu_model() -> str:

@@ -28,7 +28,7 @@ from ..search.oracles import (DEFAULT_ORACLE, Calibration, LatencyOracle, Predic
 from ..search.storage import check_study, study_settings
 from ..search.study import SearchConfig, SearchResult, check_budget, run_search
 from ..space import Arch, sample_cells
-from ..measure.timing import (TimingProtocol, _cpu_model, _device, check_graph, measure_arch,
+from ..measure.timing import (TimingProtocol, _device, check_graph, device_model, measure_arch,
                               measure_to_csv)
 
 #: the live mode's timing: 3 interleaved rounds of 1 + 5 runs (18 runs a cell, as before)
@@ -60,7 +60,8 @@ class MeasureOracle(LatencyOracle):
     def __init__(self, device: str, repeats: int = 30, network: str = "deployable",
                  graph: bool = False):
         super().__init__()
-        self.device, self.repeats, self.name = device, repeats, f"measured:{device}"
+        self.device, self.repeats = device, repeats
+        self.name = f"measured:{device}" + ("+graph" if graph else "")
         self.network, self.graph = network, graph
         self.canonical_cache = network == "deployable"  # one network per class only there
 
@@ -135,7 +136,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
                                config.sampler_label))
     timing = TimingProtocol(**{**LIVE_PROTOCOL.__dict__, "network": network, "graph": graph})
     # one cache file per machine and protocol: tables never mix protocols
-    machine = hashlib.sha1(f"{device}:{_cpu_model()}:{sorted(timing.key().items())}"
+    machine = hashlib.sha1(f"{device}:{device_model(device)}:{sorted(timing.key().items())}"
                            .encode()).hexdigest()[:10]
     csv_path = default_cache_dir(cache_dir) / f"live-{device}-{network}-{machine}.csv"
     if few_shot:  # the cells that tell the pretrained model most about this machine
