@@ -186,3 +186,33 @@ def test_auto_hedges_a_blend_toward_its_best_member(monkeypatch):
     expected = 1.19 ** 0.75 * 1.2 ** -0.25
     np.testing.assert_allclose(p.predict(va) / table.lookup(va), expected, rtol=1e-9)
     assert c["val_log_loss"] == pytest.approx(np.log(expected))
+
+
+def test_auto_pairs_a_refitted_gcn_with_its_choice_stage_model(tmp_path, gpu_table):
+    """pair=True: the GCN fitted for the choice stays beside its refit and the prediction is
+    their geometric mean; it is saved and reloaded; pair=False keeps the refit alone; a
+    deterministic member (linear) is never paired."""
+    from nasloop.predictors.auto import geometric_blend
+
+    tr, va, te = split_cells(gpu_table, 300, 60, 0)
+    params = {"candidates": ["gcn_plus"], "candidate_params": {"gcn_plus": FAST_GCN}}
+    p = create_predictor("auto", **params).fit(tr, gpu_table.lookup(tr),
+                                               val=(va, gpu_table.lookup(va)))
+    assert p.choice_["paired"] == ["gcn_plus"] and set(p.first_) == {"gcn_plus"}
+    assert p.first_["gcn_plus"] is p.candidates_["gcn_plus"]
+    refit, first = p.members_["gcn_plus"].predict(te), p.first_["gcn_plus"].predict(te)
+    assert not np.allclose(refit, first)
+    np.testing.assert_allclose(p.predict(te), geometric_blend([refit, first], [0.5, 0.5]),
+                               rtol=1e-6)
+    p.save(tmp_path / "a")
+    np.testing.assert_allclose(load_predictor(tmp_path / "a").predict(te), p.predict(te),
+                               rtol=1e-6)
+    alone = create_predictor("auto", pair=False, **params).fit(tr, gpu_table.lookup(tr),
+                                                              val=(va, gpu_table.lookup(va)))
+    assert alone.choice_["paired"] == [] and not alone.first_
+    np.testing.assert_allclose(alone.predict(te), refit, rtol=1e-6)  # same seeds, same refit
+    lin = create_predictor("auto", candidates=["linear"]).fit(tr, gpu_table.lookup(tr),
+                                                              val=(va, gpu_table.lookup(va)))
+    assert lin.choice_["paired"] == []
+    with pytest.raises(ConfigError, match="pair must be true or false"):
+        create_predictor("auto", pair="yes").fit(tr, gpu_table.lookup(tr))

@@ -11,8 +11,11 @@ The criterion is the mean absolute log error (about the mean relative error, wha
 within 1/5/10 metrics reward). Once chosen, each member
 is refitted on the training and validation cells together (``refit=True``; a GCN then
 early-stops on a fresh tenth of them): the choice needs the validation cells unseen, the
-final model does not. What was tried, the validation scores and the choice are saved in
-the predictor's ``state.json`` and reported in ``choice_``.
+final model does not. With ``pair=True`` a stochastic member (a GCN) keeps the model
+fitted for the choice beside its refit and predicts their geometric mean: two trainings
+of the same network average out part of each one's variance, and the first is already
+paid for. What was tried, the validation scores and the choice are saved in the
+predictor's ``state.json`` and reported in ``choice_``.
 """
 from __future__ import annotations
 
@@ -53,6 +56,9 @@ BLEND_MARGIN = 0.02
 BLEND_SHRINK = 0.5
 #: folds of the small-data choice (fewer than ``cv_below`` labelled cells)
 CV_FOLDS = 5
+#: keep a refitted stochastic member's choice-stage model beside its refit, averaged
+#: (``benchmarks/refit_pair.py``; docs/results.md, "The refit pair")
+PAIR = True
 
 
 def geometric_blend(preds: list[np.ndarray], weights: list[float]) -> np.ndarray:
@@ -91,13 +97,14 @@ class AutoPredictor(Predictor):
     def __init__(self, *, candidates: list[str] | None = None,
                  candidate_params: dict[str, dict[str, Any]] | None = None,
                  holdout: float = 0.1, blend: bool = True, refit: bool = True,
-                 cv_below: int = 200, seed: int = 0):
+                 pair: bool = PAIR, cv_below: int = 200, seed: int = 0):
         self.candidates = candidates
         self.candidate_params = candidate_params
         self.holdout = holdout
         self.cv_below = cv_below
         self.blend = blend
         self.refit = refit
+        self.pair = pair
         self.seed = seed
 
     # ----- configuration ------------------------------------------------------------
@@ -118,6 +125,8 @@ class AutoPredictor(Predictor):
                                             or not self.candidates):
             raise ConfigError("auto: candidates must be a non-empty list of names, "
                               "e.g. --set 'candidates=[\"linear\",\"gcn_plus\"]'")
+        if not isinstance(self.pair, (bool, np.bool_)):
+            raise ConfigError(f"auto: pair must be true or false, got {self.pair!r}")
         if not 0 < float(self.holdout) < 0.5:
             raise ConfigError(f"auto: holdout must be in (0, 0.5), got {self.holdout!r}")
         if (not isinstance(self.cv_below, int) or isinstance(self.cv_below, bool)
@@ -243,6 +252,9 @@ class AutoPredictor(Predictor):
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
         self.members_ = {m: refit.get(m, fitted[m]) for m in members}
+        #: the choice-stage model of a refitted stochastic member, averaged with its refit
+        self.first_ = {m: fitted[m] for m in refit
+                       if self.pair and fitted[m].tags.get("stochastic")}
         self.weights_ = dict(zip(members, weights))
         self.choice_ = {"chosen": members, "weights": weights, "val_log_loss": loss,
                         "criterion": (f"mean |log(pred/true)| out of fold ({CV_FOLDS}-fold) on "
@@ -251,16 +263,24 @@ class AutoPredictor(Predictor):
                         "val_cells": len(vx), "tried": tried,
                         "blend_shrink": BLEND_SHRINK if len(members) > 1 else None,
                         # cv: the members were fitted on every cell in the choice itself
-                        "refitted_on": len(all_x) if self.refit and (cv or refit) else None}
+                        "refitted_on": len(all_x) if self.refit and (cv or refit) else None,
+                        "paired": sorted(self.first_)}
+
+    def _member_predict(self, label: str, x: list[Arch]) -> np.ndarray:
+        pred = self.members_[label].predict(x)
+        first = getattr(self, "first_", {}).get(label)
+        return pred if first is None else geometric_blend([pred, first.predict(x)], [0.5, 0.5])
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
-        return geometric_blend([p.predict(x) for p in self.members_.values()],
+        return geometric_blend([self._member_predict(label, x) for label in self.members_],
                                [self.weights_[label] for label in self.members_])
 
     # ----- persistence --------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:
         for label, p in self.members_.items():
             p.save(folder / f"member-{label}")
+        for label, p in self.first_.items():
+            p.save(folder / f"member-{label}-choice")
         save_json_state(folder, {"choice": self.choice_, "weights": self.weights_})
 
     def _load_state(self, folder: Path) -> None:
@@ -277,6 +297,9 @@ class AutoPredictor(Predictor):
             if "/" in label or label.startswith("."):
                 raise DataError(f"{folder}: bad member name {label!r}")
             self.members_[label] = load_predictor(folder / f"member-{label}")
+        # a folder saved before the pair (session 10) has no "paired": its members alone
+        self.first_ = {label: load_predictor(folder / f"member-{label}-choice")
+                       for label in self.choice_.get("paired", []) if label in self.members_}
 
     def summary(self) -> str:
         """One line: what was chosen and how it scored."""
