@@ -236,11 +236,9 @@ def measure_arch(arch: Arch, device: str = "cpu", *, batch: int = 1, warmup: int
     with pinned_threads(threads):
         model = CellNetwork(arch, form=network).eval().to(dev)
         x = torch.randn(batch, *INPUT_SHAPE, device=dev)
-        if graph:
-            with torch.inference_mode():
-                t = time_calls(graph_replay(model, x), cuda=True, warmup=warmup, repeats=repeats)
-        else:
-            t = time_module(model, x, warmup=warmup, repeats=repeats)
+        with torch.inference_mode():  # the calls as measure_block builds them
+            run = graph_replay(model, x) if graph else (lambda: model(x))
+            t = time_calls(run, cuda=dev.type == "cuda", warmup=warmup, repeats=repeats)
     return _row(arch, [p.of_runs(t)], t, p)
 
 

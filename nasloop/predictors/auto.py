@@ -219,14 +219,14 @@ class AutoPredictor(Predictor):
         best = ranked[0]
         members, weights, loss = [best], [1.0], tried[best]["val_log_loss"]
         if self.blend and len(ranked) > 1:
-            pair = [val_pred[k] for k in ranked[:2]]
+            top2 = [val_pred[k] for k in ranked[:2]]
             # the weight with the lowest validation loss; kept if BLEND_MARGIN below the best
-            blend_loss, w = min((log_loss(vy, geometric_blend(pair, [w, 1 - w])), float(w))
+            blend_loss, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w])), float(w))
                                 for w in BLEND_WEIGHTS)
             if blend_loss < loss * (1 - BLEND_MARGIN):  # hedged: the partner keeps a share
                 wb = (1 - w) * BLEND_SHRINK
                 members, weights = ranked[:2], [1 - wb, wb]
-                loss = log_loss(vy, geometric_blend(pair, weights))
+                loss = log_loss(vy, geometric_blend(top2, weights))
         # the choice is made: every member is refitted on training + validation cells
         # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
         # iterative member early-stops on a fresh slice of them, as in the choice
@@ -268,7 +268,7 @@ class AutoPredictor(Predictor):
 
     def _member_predict(self, label: str, x: list[Arch]) -> np.ndarray:
         pred = self.members_[label].predict(x)
-        first = getattr(self, "first_", {}).get(label)
+        first = self.first_.get(label)
         return pred if first is None else geometric_blend([pred, first.predict(x)], [0.5, 0.5])
 
     def _predict(self, x: list[Arch]) -> np.ndarray:

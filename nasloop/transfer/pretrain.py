@@ -150,18 +150,15 @@ def _load_cached(path: str, mtime: int, size: int) -> Pretrained:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"pretrained model {path}: unknown format; rebuild it with "
                         "'nasloop pretrain --out PATH'")
-    sources = meta.get("sources")
     try:
         np.linalg.cholesky(cov)
-        pos_def = True
     except np.linalg.LinAlgError:
-        pos_def = False
-    if not pos_def or (dev_w is not None and isinstance(sources, list)
-                       and len(sources) != dev_w.shape[0]):
-        raise DataError(f"pretrained model {path}: "
-                        + ("its prior covariance is not positive definite" if not pos_def else
-                           f"{dev_w.shape[0]} device weights for {len(sources)} sources")
-                        + "; rebuild it with 'nasloop pretrain --out PATH'")
+        raise DataError(f"pretrained model {path}: its prior covariance is not positive "
+                        "definite; rebuild it with 'nasloop pretrain --out PATH'") from None
+    sources = meta.get("sources")
+    if dev_w is not None and isinstance(sources, list) and len(sources) != dev_w.shape[0]:
+        raise DataError(f"pretrained model {path}: {dev_w.shape[0]} device weights for "
+                        f"{len(sources)} sources; rebuild it with 'nasloop pretrain --out PATH'")
     meta["path"] = path
     return Pretrained(FactorModel(factors, mean, cov, noise, off_m, off_v, table, dev_w), meta)
 
