@@ -63,6 +63,17 @@ class GCNNet(nn.Module):
         return self.head(h[:, 0] if h.shape[1] == 1 else h[:, GLOBAL_NODE]).squeeze(-1)
 
 
+def _ema_model(net: nn.Module, epochs: float, steps_per_epoch: int
+               ) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of ``net``'s weights with a horizon of ``epochs``
+    epochs (decay ``1 - 1 / (epochs * steps_per_epoch)`` per step); None when off."""
+    if epochs <= 0:
+        return None
+    decay = 1.0 - 1.0 / max(1.0, epochs * steps_per_epoch)
+    return torch.optim.swa_utils.AveragedModel(
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay))
+
+
 @functools.lru_cache(maxsize=4)
 def _random_features(seed: int, nodes: int, width: int) -> np.ndarray:
     """The random-feature ablation's fixed noise for every cell (built once per seed)."""
@@ -114,7 +125,7 @@ class GCNPredictor(Predictor):
                  epochs: int = 250, patience: int = 35, lr_patience: int = 10,
                  lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
                  target: str = "scaled", prune_dead: bool = True, base: str | None = None,
-                 ensemble: int = 1, seed: int = 0,
+                 ensemble: int = 1, ema: float = 0.0, seed: int = 0,
                  threads: int | None = None):
         self.hidden = hidden
         self.layers = layers
@@ -132,6 +143,7 @@ class GCNPredictor(Predictor):
         self.prune_dead = prune_dead
         self.base = base
         self.ensemble = ensemble
+        self.ema = ema
         self.seed = seed
         self.threads = threads
 
@@ -151,6 +163,7 @@ class GCNPredictor(Predictor):
             ("lr_patience", _whole(self.lr_patience, 0), "a whole number >= 0"),
             ("lr", _num(self.lr) > 0, "a number > 0"),
             ("dropout", 0 <= _num(self.dropout) < 1, "a number in [0, 1)"),
+            ("ema", _num(self.ema) >= 0, "a number of epochs >= 0 (0: off)"),
             ("weight_decay", _num(self.weight_decay) >= 0, "a number >= 0"),
             ("lr_factor", 0 < _num(self.lr_factor) < 1, "a number in (0, 1)"),
             ("seed", _whole(self.seed, 0), "a whole number >= 0"),
@@ -230,6 +243,10 @@ class GCNPredictor(Predictor):
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=float(self.lr_factor), patience=int(self.lr_patience))
         n, bs = len(t), int(self.batch_size)
+        # ema > 0: an exponential moving average of the weights over about ``ema`` epochs
+        # is what is validated, early-stopped and kept (the trained weights keep moving)
+        avg = _ema_model(net, float(self.ema), math.ceil(n / bs))
+        kept = net if avg is None else avg.module
         best, best_state, flat = math.inf, None, 0
         epochs = int(self.epochs)
         for epoch in range(epochs):
@@ -242,13 +259,15 @@ class GCNPredictor(Predictor):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if avg is not None:
+                    avg.update_parameters(net)
                 total += loss.item() * len(idx)
-            net.eval()
+            kept.eval()
             with torch.no_grad():
-                vloss = float(torch.nn.functional.l1_loss(net(vadj, vfeat), vt))
+                vloss = float(torch.nn.functional.l1_loss(kept(vadj, vfeat), vt))
             sched.step(vloss)
             if vloss < best - 1e-7:
-                best, best_state, flat = vloss, copy.deepcopy(net.state_dict()), 0
+                best, best_state, flat = vloss, copy.deepcopy(kept.state_dict()), 0
             else:
                 flat += 1
             if progress is not None:
@@ -320,10 +339,11 @@ class GCNPlusPredictor(GCNPredictor):
                  epochs: int = 400, patience: int = 25, lr_patience: int = 8,
                  lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
                  target: str = "log", prune_dead: bool = True, base: str | None = None,
-                 ensemble: int = 1, seed: int = 0, threads: int | None = 1):
+                 ensemble: int = 1, ema: float = 0.0, seed: int = 0,
+                 threads: int | None = 1):
         super().__init__(hidden=hidden, layers=layers, dropout=dropout, lr=lr,
                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
                          patience=patience, lr_patience=lr_patience, lr_factor=lr_factor,
                          adjacency=adjacency, features=features, target=target,
-                         prune_dead=prune_dead, base=base, ensemble=ensemble, seed=seed,
-                         threads=threads)
+                         prune_dead=prune_dead, base=base, ensemble=ensemble, ema=ema,
+                         seed=seed, threads=threads)
