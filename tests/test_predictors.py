@@ -68,10 +68,34 @@ def test_gcn_ablation_switches_change_the_model(sample):
     assert not np.allclose(base, ident) and not np.allclose(base, rand)
 
 
+def test_ema_averages_the_weights_over_a_horizon_in_epochs():
+    import torch
+
+    from nasloop.predictors.gcn import _ema_model
+    net = torch.nn.Linear(1, 1, bias=False)
+    assert _ema_model(net, 0.0, 4) is None
+    avg = _ema_model(net, 1.0, 4)  # decay 1 - 1 / (1 epoch x 4 steps) = 0.75
+    for value in (1.0, 0.0):
+        net.weight.data.fill_(value)
+        avg.update_parameters(net)  # the first update copies, later ones average
+    assert float(avg.module.weight) == pytest.approx(0.75)
+
+
+def test_gcn_ema_keeps_the_averaged_weights_and_is_seeded(sample):
+    archs, y = sample
+    val = (archs[-20:], y[-20:])
+    fit = lambda **kw: _make("gcn_plus")(**kw).fit(archs[:-20], y[:-20], val=val)  # noqa: E731
+    plain, ema, again = fit(ema=0).predict(archs[:20]), fit(ema=2).predict(archs[:20]), \
+        fit(ema=2).predict(archs[:20])
+    assert not np.allclose(plain, ema) and np.array_equal(ema, again)
+
+
 def test_gcn_bad_hyperparameter_is_a_clear_error(sample):
     from nasloop.errors import ConfigError
     with pytest.raises(ConfigError, match="adjacency"):
         create_predictor("gcn", adjacency="full").fit(*sample)
+    with pytest.raises(ConfigError, match="ema must be a number of epochs"):
+        create_predictor("gcn_plus", ema=-1).fit(*sample)
 
 
 def test_third_party_backend_via_entry_point(tmp_path, data_dir):
