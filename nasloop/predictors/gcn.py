@@ -333,7 +333,7 @@ class GCNPlusPredictor(GCNPredictor):
     cells (desktop_gpu seed 0: validation acc_10 98.0 vs 100.0, MAPE 2.05 vs 2.04 %, two
     validation cells apart) for a shorter fit; docs/results.md has the numbers. Since
     session 11 it keeps a moving average of its weights over about 5 epochs (``ema=5``):
-    validation log error 1.9 % lower over 19 runs on 10 tables
+    validation log error 2.1 % lower (lower in 17 of 24 runs, 12 tables)
     (``benchmarks/gcn_ema.py``), at up to twice the fit time.
     """
 
