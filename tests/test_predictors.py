@@ -78,7 +78,7 @@ def test_ema_averages_the_weights_over_a_horizon_in_epochs():
     for value in (1.0, 0.0):
         net.weight.data.fill_(value)
         avg.update_parameters(net)  # the first update copies, later ones average
-    assert float(avg.module.weight) == pytest.approx(0.75)
+    assert avg.module.weight.detach().item() == pytest.approx(0.75)
 
 
 def test_gcn_ema_keeps_the_averaged_weights_and_is_seeded(sample):
