@@ -14,7 +14,7 @@ issue's random split (900 / 100 / rest, split seed = model seed), and records:
 
     python benchmarks/gcn_ema.py --devices desktop_gpu,mobile_dsp --seeds 0,1 --ema 0,5 \\
         --out benchmarks/results/gcn_ema.jsonl
-    python benchmarks/gcn_ema.py --report benchmarks/results/gcn_ema.jsonl
+    python benchmarks/gcn_ema.py --report benchmarks/results/gcn_ema.jsonl [--base 5]
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 
-def report(path: Path) -> None:
-    """Validation loss (the choice), then test metrics, per table and over every run."""
+def report(path: Path, base: float | None = None) -> None:
+    """Validation loss (the choice), then test metrics, per table and over every run;
+    each ema value is compared with ``base`` (default: the smallest)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     emas = sorted({r["ema"] for r in rows})
     runs: dict[tuple, dict[float, dict]] = defaultdict(dict)
@@ -48,8 +49,8 @@ def report(path: Path) -> None:
                           f"{np.mean([r[e]['auto']['acc_10'] for r in rs]):.1f}" for e in emas)
         fit = " / ".join(f"{np.mean([r[e]['fit_seconds'] for r in rs]):.0f}" for e in emas)
         print(f"| {dev} ({gcn}) | {len(rs)} | {val} | {test} | {fit} |")
-    base = emas[0]
-    for e in emas[1:]:
+    base = emas[0] if base is None else float(base)
+    for e in [e for e in emas if e != base]:
         dv = [v[e]["val_log_loss"] / v[base]["val_log_loss"] - 1 for v in paired.values()]
         print(f"ema {e:g} vs {base:g} over {len(dv)} runs: validation log error "
               f"{100 * np.mean(dv):+.2f} % (lower in {sum(d < 0 for d in dv)})")
@@ -69,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", default="")
     ap.add_argument("--report", type=Path, default=None)
+    ap.add_argument("--base", type=float, default=None, help="with --report: compare with this ema")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--ema", default="0,5", help="ema values (epochs), comma-separated")
     ap.add_argument("--candidate", default="gcn_plus", help="gcn_plus or gcn_residual")
@@ -76,7 +78,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("NASLOOP_DATA"))
     a = ap.parse_args()
     if a.report:
-        report(a.report)
+        report(a.report, a.base)
         return
     if not a.devices or a.out is None:
         ap.error("give --devices and --out (or --report FILE)")
