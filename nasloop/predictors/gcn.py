@@ -63,15 +63,36 @@ class GCNNet(nn.Module):
         return self.head(h[:, 0] if h.shape[1] == 1 else h[:, GLOBAL_NODE]).squeeze(-1)
 
 
-def _ema_model(net: nn.Module, epochs: float, steps_per_epoch: int
-               ) -> torch.optim.swa_utils.AveragedModel | None:
+class _EMA:
+    """An exponential moving average of a network's parameters, in a copy (``module``).
+
+    The arithmetic of ``torch.optim.swa_utils.AveragedModel`` with its EMA function (the
+    first update copies, later ones ``lerp`` by ``1 - decay``), without its per-call
+    bookkeeping: 0.24 ms of a 1.3 ms ``gcn_plus`` step on CPU, now a single fused call.
+    """
+
+    def __init__(self, net: nn.Module, decay: float):
+        self.module = copy.deepcopy(net)
+        self.decay = float(decay)
+        self._mine = [p.detach() for p in self.module.parameters()]
+        self._started = False
+
+    def update_parameters(self, net: nn.Module) -> None:
+        theirs = [p.detach() for p in net.parameters()]
+        with torch.no_grad():
+            if self._started:
+                torch._foreach_lerp_(self._mine, theirs, 1.0 - self.decay)
+            else:
+                torch._foreach_copy_(self._mine, theirs)
+                self._started = True
+
+
+def _ema_model(net: nn.Module, epochs: float, steps_per_epoch: int) -> _EMA | None:
     """An exponential moving average of ``net``'s weights with a horizon of ``epochs``
     epochs (decay ``1 - 1 / (epochs * steps_per_epoch)`` per step); None when off."""
     if epochs <= 0:
         return None
-    decay = 1.0 - 1.0 / max(1.0, epochs * steps_per_epoch)
-    return torch.optim.swa_utils.AveragedModel(
-        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay))
+    return _EMA(net, 1.0 - 1.0 / max(1.0, epochs * steps_per_epoch))
 
 
 @functools.lru_cache(maxsize=4)
