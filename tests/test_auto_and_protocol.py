@@ -216,3 +216,22 @@ def test_auto_pairs_a_refitted_gcn_with_its_choice_stage_model(tmp_path, gpu_tab
     assert lin.choice_["paired"] == []
     with pytest.raises(ConfigError, match="pair must be true or false"):
         create_predictor("auto", pair="yes").fit(tr, gpu_table.lookup(tr))
+
+
+def test_auto_refit_all_replays_the_choice_schedule_on_every_cell(gpu_table):
+    """refit_all=True: the GCN is refitted on training + validation cells, none held out,
+    for the epochs and lr halvings its choice-stage fit stopped at; without it the refit
+    holds a tenth out and early-stops."""
+    tr, va, te = split_cells(gpu_table, 300, 60, 0)
+    params = {"candidates": ["gcn_plus"], "candidate_params": {"gcn_plus": FAST_GCN}}
+    p = create_predictor("auto", refit_all=True, **params).fit(
+        tr, gpu_table.lookup(tr), val=(va, gpu_table.lookup(va)))
+    found = p.candidates_["gcn_plus"].schedule_
+    assert p.choice_["replayed"] == {"gcn_plus": found} and p.choice_["refitted_on"] == 360
+    assert p.members_["gcn_plus"].schedule == found
+    plain = create_predictor("auto", **params).fit(tr, gpu_table.lookup(tr),
+                                                   val=(va, gpu_table.lookup(va)))
+    assert plain.choice_["replayed"] == {} and plain.members_["gcn_plus"].schedule is None
+    assert not np.allclose(p.predict(te), plain.predict(te))
+    with pytest.raises(ConfigError, match="refit_all must be true or false"):
+        create_predictor("auto", refit_all=1).fit(tr, gpu_table.lookup(tr))

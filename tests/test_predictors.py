@@ -183,3 +183,21 @@ def test_xgboost_fit_shows_progress_per_tree():
     create_predictor("xgboost", n_estimators=12).fit(
         cells, np.arange(30) + 1.0, progress=lambda e, n, info: seen.append((e, n)))
     assert seen == [(i, 12) for i in range(1, 13)]
+
+
+def test_gcn_replays_a_schedule_without_validation_cells(sample):
+    """schedule: exactly its epochs, the lr halved after the listed ones, the last weights
+    kept; a fit that early-stops records the schedule it found for such a replay."""
+    archs, y = sample
+    seen = []
+    p = create_predictor("gcn_plus", hidden=16, schedule={"epochs": 3, "halve_at": [1, 2]})
+    p.fit(archs, y, progress=lambda e, n, info: seen.append((e, n)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert p.schedule_ == {"epochs": 3, "halve_at": [1, 2]}
+    free = create_predictor("gcn_plus", hidden=16, epochs=30, patience=3, lr_patience=1)
+    free.fit(archs[:-20], y[:-20], val=(archs[-20:], y[-20:]))
+    s = free.schedule_
+    assert 1 <= s["epochs"] <= 30 and all(e < s["epochs"] for e in s["halve_at"])
+    from nasloop.errors import ConfigError
+    with pytest.raises(ConfigError, match="schedule must be null"):
+        create_predictor("gcn_plus", schedule={"epochs": 0, "halve_at": []}).fit(*sample)

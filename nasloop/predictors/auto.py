@@ -59,6 +59,9 @@ CV_FOLDS = 5
 #: keep a refitted stochastic member's choice-stage model beside its refit, averaged
 #: (``benchmarks/refit_pair.py``; docs/results.md, "The refit pair")
 PAIR = True
+#: refit an iterative member on every labelled cell, replaying the epochs and lr halvings
+#: its choice-stage fit early-stopped at, instead of holding a tenth out to stop on
+REFIT_ALL = False
 
 
 def geometric_blend(preds: list[np.ndarray], weights: list[float]) -> np.ndarray:
@@ -97,7 +100,8 @@ class AutoPredictor(Predictor):
     def __init__(self, *, candidates: list[str] | None = None,
                  candidate_params: dict[str, dict[str, Any]] | None = None,
                  holdout: float = 0.1, blend: bool = True, refit: bool = True,
-                 pair: bool = PAIR, cv_below: int = 200, seed: int = 0):
+                 pair: bool = PAIR, refit_all: bool = REFIT_ALL, cv_below: int = 200,
+                 seed: int = 0):
         self.candidates = candidates
         self.candidate_params = candidate_params
         self.holdout = holdout
@@ -105,6 +109,7 @@ class AutoPredictor(Predictor):
         self.blend = blend
         self.refit = refit
         self.pair = pair
+        self.refit_all = refit_all
         self.seed = seed
 
     # ----- configuration ------------------------------------------------------------
@@ -125,8 +130,10 @@ class AutoPredictor(Predictor):
                                             or not self.candidates):
             raise ConfigError("auto: candidates must be a non-empty list of names, "
                               "e.g. --set 'candidates=[\"linear\",\"gcn_plus\"]'")
-        if not isinstance(self.pair, (bool, np.bool_)):
-            raise ConfigError(f"auto: pair must be true or false, got {self.pair!r}")
+        for key in ("pair", "refit_all", "blend", "refit"):
+            if not isinstance(getattr(self, key), (bool, np.bool_)):
+                raise ConfigError(f"auto: {key} must be true or false, got "
+                                  f"{getattr(self, key)!r}")
         if not 0 < float(self.holdout) < 0.5:
             raise ConfigError(f"auto: holdout must be in (0, 0.5), got {self.holdout!r}")
         if (not isinstance(self.cv_below, int) or isinstance(self.cv_below, bool)
@@ -234,9 +241,15 @@ class AutoPredictor(Predictor):
         refit: dict[str, Predictor] = {}
         for label in members if self.refit and not cv else []:  # cv: fitted on every cell
             p = self._make(label)
+            replay = getattr(fitted[label], "schedule_", None) if self.refit_all else None
             try:
-                _fit_member(p, all_x, all_y, lambda: _hold_out(all_x, all_y, self.holdout, rng),
-                            step(len(specs), f"{label} (refit)"))
+                if replay is not None:  # every labelled cell, the choice's schedule replayed
+                    p.set_params(schedule=dict(replay))
+                    p.fit(all_x, all_y, progress=step(len(specs), f"{label} (refit)"))
+                else:
+                    _fit_member(p, all_x, all_y,
+                                lambda: _hold_out(all_x, all_y, self.holdout, rng),
+                                step(len(specs), f"{label} (refit)"))
             except (ConfigError, KeyboardInterrupt):
                 raise
             except Exception as e:  # keep the member as chosen; say why
@@ -264,6 +277,8 @@ class AutoPredictor(Predictor):
                         "blend_shrink": BLEND_SHRINK if len(members) > 1 else None,
                         # cv: the members were fitted on every cell in the choice itself
                         "refitted_on": len(all_x) if self.refit and (cv or refit) else None,
+                        "replayed": {m: refit[m].schedule for m in refit
+                                     if getattr(refit[m], "schedule", None) is not None},
                         "paired": sorted(self.first_)}
 
     def _member_predict(self, label: str, x: list[Arch]) -> np.ndarray:

@@ -14,6 +14,9 @@ unchanged); ``target="log"`` trains on log latency, which fits relative error, t
 that matters. ``base="linear"`` fits the network to the log-ratio between the latency and
 a least-squares additive model on the one-hot ops: the compiler cost-model recipe (an
 analytic model plus a learned residual), which keeps additive devices easy.
+``schedule={"epochs": E, "halve_at": [...]}`` replays a schedule found by an earlier fit
+(its ``schedule_``: the epoch of its best weights and its lr halvings) on more cells, with
+no cells held out to stop on: how ``auto`` can refit on every labelled cell.
 """
 from __future__ import annotations
 
@@ -146,8 +149,8 @@ class GCNPredictor(Predictor):
                  epochs: int = 250, patience: int = 35, lr_patience: int = 10,
                  lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
                  target: str = "scaled", prune_dead: bool = True, base: str | None = None,
-                 ensemble: int = 1, ema: float = 0.0, seed: int = 0,
-                 threads: int | None = None):
+                 ensemble: int = 1, ema: float = 0.0, schedule: dict | None = None,
+                 seed: int = 0, threads: int | None = None):
         self.hidden = hidden
         self.layers = layers
         self.dropout = dropout
@@ -165,6 +168,7 @@ class GCNPredictor(Predictor):
         self.base = base
         self.ensemble = ensemble
         self.ema = ema
+        self.schedule = schedule
         self.seed = seed
         self.threads = threads
 
@@ -193,6 +197,13 @@ class GCNPredictor(Predictor):
         for key, ok, rule in checks:
             if not ok:
                 raise ConfigError(f"{self.name}: {key} must be {rule}, got {getattr(self, key)!r}")
+        s = self.schedule
+        if s is not None and not (
+                isinstance(s, dict) and set(s) == {"epochs", "halve_at"}
+                and _whole(s["epochs"], 1) and isinstance(s["halve_at"], (list, tuple))
+                and all(_whole(e, 1) for e in s["halve_at"])):
+            raise ConfigError(f"{self.name}: schedule must be null or "
+                              f'{{"epochs": N, "halve_at": [epoch, ...]}}, got {s!r}')
 
     def _inputs(self, x: list[Arch]) -> tuple[torch.Tensor, torch.Tensor]:
         adj, feat = encode_batch(x, prune=bool(self.prune_dead))
@@ -269,7 +280,11 @@ class GCNPredictor(Predictor):
         avg = _ema_model(net, float(self.ema), math.ceil(n / bs))
         kept = net if avg is None else avg.module
         best, best_state, flat = math.inf, None, 0
-        epochs = int(self.epochs)
+        # a replayed schedule: exactly these epochs and lr halvings, the final weights kept
+        replay = self.schedule
+        epochs = int(self.epochs) if replay is None else int(replay["epochs"])
+        halve_at = set() if replay is None else {int(e) for e in replay["halve_at"]}
+        best_epoch, drops = 0, []
         for epoch in range(epochs):
             net.train()
             perm = torch.randperm(n)
@@ -283,12 +298,23 @@ class GCNPredictor(Predictor):
                 if avg is not None:
                     avg.update_parameters(net)
                 total += loss.item() * len(idx)
+            if replay is not None:
+                if epoch + 1 in halve_at:
+                    for group in opt.param_groups:
+                        group["lr"] *= float(self.lr_factor)
+                if progress is not None:
+                    progress(epoch + 1, epochs, {"member": member, "train_loss": total / n})
+                continue
             kept.eval()
             with torch.no_grad():
                 vloss = float(torch.nn.functional.l1_loss(kept(vadj, vfeat), vt))
+            lr = opt.param_groups[0]["lr"]
             sched.step(vloss)
+            if opt.param_groups[0]["lr"] < lr:
+                drops.append(epoch + 1)
             if vloss < best - 1e-7:
                 best, best_state, flat = vloss, copy.deepcopy(kept.state_dict()), 0
+                best_epoch = epoch + 1
             else:
                 flat += 1
             if progress is not None:
@@ -296,6 +322,11 @@ class GCNPredictor(Predictor):
                                              "val_loss": vloss, "best_val": best})
             if flat >= int(self.patience):
                 break
+        if replay is not None:
+            best_state, best_epoch, drops = kept.state_dict(), epochs, sorted(halve_at)
+        if member == 0:  # what a refit on more cells replays (``schedule``), in memory only
+            self.schedule_ = {"epochs": max(1, best_epoch),
+                              "halve_at": [e for e in drops if e < max(1, best_epoch)]}
         if best_state is not None:
             net.load_state_dict(best_state)
         net.eval()
@@ -363,11 +394,11 @@ class GCNPlusPredictor(GCNPredictor):
                  epochs: int = 400, patience: int = 25, lr_patience: int = 8,
                  lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
                  target: str = "log", prune_dead: bool = True, base: str | None = None,
-                 ensemble: int = 1, ema: float = 5.0, seed: int = 0,
-                 threads: int | None = 1):
+                 ensemble: int = 1, ema: float = 5.0, schedule: dict | None = None,
+                 seed: int = 0, threads: int | None = 1):
         super().__init__(hidden=hidden, layers=layers, dropout=dropout, lr=lr,
                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
                          patience=patience, lr_patience=lr_patience, lr_factor=lr_factor,
                          adjacency=adjacency, features=features, target=target,
                          prune_dead=prune_dead, base=base, ensemble=ensemble, ema=ema,
-                         seed=seed, threads=threads)
+                         schedule=schedule, seed=seed, threads=threads)
