@@ -235,3 +235,38 @@ def test_auto_refit_all_replays_the_choice_schedule_on_every_cell(gpu_table):
     assert not np.allclose(p.predict(te), plain.predict(te))
     with pytest.raises(ConfigError, match="refit_all must be true or false"):
         create_predictor("auto", refit_all=1).fit(tr, gpu_table.lookup(tr))
+
+
+def test_auto_floors_a_partner_that_predicts_zero_or_less(monkeypatch, tmp_path):
+    """A blend partner predicting a negative latency for some cells does not drag the
+    blend towards 0 there: every member is floored at half the smallest labelled latency
+    first, and so is every prediction of auto; the floor is saved and reloaded."""
+    from nasloop.predictors import registry
+
+    class _Negative(_Biased):
+        def _predict(self, x):  # right on most cells, -1 ms on every twentieth
+            out = super()._predict(x).copy()
+            out[::20] = -1.0
+            return out
+
+    monkeypatch.setitem(registry._REGISTRY, "biased_test", _Biased)
+    monkeypatch.setitem(registry._REGISTRY, "negative_test", _Negative)
+    monkeypatch.setattr("nasloop.predictors.auto.DEFAULT_CANDIDATES",
+                        {"up": ("biased_test", {}), "neg": ("negative_test", {})})
+    table = _additive_table()
+    tr, va, _ = split_cells(table, 200, 60, 0)
+    p = create_predictor("auto", candidates=["up", "neg"],
+                         candidate_params={"up": {"factor": 1.3}}).fit(
+        tr, table.lookup(tr), val=(va, table.lookup(va)))
+    labelled = np.concatenate([table.lookup(tr), table.lookup(va)])
+    assert p.floor_ == pytest.approx(0.5 * labelled.min())
+    assert p.choice_["chosen"] == ["neg", "up"]  # the blend pays off on the other cells
+    w = p.choice_["weights"]
+    y = table.lookup(va)
+    neg = np.where(np.arange(len(va)) % 20 == 0, -1.0, y)
+    expected = np.exp(w[0] * np.log(np.maximum(neg, p.floor_)) + w[1] * np.log(1.3 * y))
+    np.testing.assert_allclose(p.predict(va), expected, rtol=1e-9)
+    assert p.predict(va).min() >= p.floor_ > 0.1  # not 1e-9: the blend keeps its scale
+    p.save(tmp_path / "a")
+    state = json.loads((tmp_path / "a" / "state.json").read_text())
+    assert state["floor"] == p.floor_

@@ -64,9 +64,21 @@ PAIR = True
 REFIT_ALL = False
 
 
-def geometric_blend(preds: list[np.ndarray], weights: list[float]) -> np.ndarray:
-    """The weighted geometric mean of predictions: how ``auto`` blends its members."""
-    return np.exp(sum(w * np.log(np.maximum(p, 1e-9)) for p, w in zip(preds, weights)))
+#: no member prediction below this share of the smallest labelled latency enters a blend
+FLOOR_SHARE = 0.5
+
+
+def geometric_blend(preds: list[np.ndarray], weights: list[float],
+                    floor: float = 1e-9) -> np.ndarray:
+    """The weighted geometric mean of predictions: how ``auto`` blends its members.
+
+    Each prediction is raised to ``floor`` first. ``auto`` passes half its smallest
+    labelled latency, so none of its predictions goes below that: a member that predicts
+    0 or less for a cell (XGBoost and linear fit latency itself, and can) would otherwise
+    enter the mean as 1e-9 ms and divide the blend by about 3 on that cell even at a 0.05
+    share (session 12: 3.6 % of XGBoost's predictions on edgetpu_large).
+    """
+    return np.exp(sum(w * np.log(np.maximum(p, floor)) for p, w in zip(preds, weights)))
 
 
 def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Generator
@@ -160,6 +172,9 @@ class AutoPredictor(Predictor):
     def _fit(self, x, y, val, progress) -> None:
         rng = np.random.default_rng([int(self.seed), 11])
         labelled = len(x) + (len(val[0]) if val is not None else 0)
+        #: the blend's floor, from every labelled latency
+        self.floor_ = FLOOR_SHARE * float(min(np.min(y), np.min(val[1]) if val is not None
+                                              else np.inf))
         # few cells: a tenth of them is too few to choose by (one cell of ten), so every
         # labelled cell is scored out of fold instead, and the choice is fitted on them all
         cv = labelled < int(self.cv_below) and labelled >= 2 * CV_FOLDS
@@ -228,12 +243,13 @@ class AutoPredictor(Predictor):
         if self.blend and len(ranked) > 1:
             top2 = [val_pred[k] for k in ranked[:2]]
             # the weight with the lowest validation loss; kept if BLEND_MARGIN below the best
-            blend_loss, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w])), float(w))
+            blend_loss, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w], self.floor_)),
+                                 float(w))
                                 for w in BLEND_WEIGHTS)
             if blend_loss < loss * (1 - BLEND_MARGIN):  # hedged: the partner keeps a share
                 wb = (1 - w) * BLEND_SHRINK
                 members, weights = ranked[:2], [1 - wb, wb]
-                loss = log_loss(vy, geometric_blend(top2, weights))
+                loss = log_loss(vy, geometric_blend(top2, weights, self.floor_))
         # the choice is made: every member is refitted on training + validation cells
         # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
         # iterative member early-stops on a fresh slice of them, as in the choice
@@ -261,7 +277,8 @@ class AutoPredictor(Predictor):
         #: the choice's predictions of the validation cells, made before they were fitted on:
         #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
         self.held_out_ = (list(vx), np.asarray(vy, dtype=np.float64),
-                          geometric_blend([val_pred[m] for m in members], weights))
+                          geometric_blend([val_pred[m] for m in members], weights,
+                                          self.floor_))
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
         self.members_ = {m: refit.get(m, fitted[m]) for m in members}
@@ -284,11 +301,12 @@ class AutoPredictor(Predictor):
     def _member_predict(self, label: str, x: list[Arch]) -> np.ndarray:
         pred = self.members_[label].predict(x)
         first = self.first_.get(label)
-        return pred if first is None else geometric_blend([pred, first.predict(x)], [0.5, 0.5])
+        return pred if first is None else geometric_blend([pred, first.predict(x)], [0.5, 0.5],
+                                                          self.floor_)
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
         return geometric_blend([self._member_predict(label, x) for label in self.members_],
-                               [self.weights_[label] for label in self.members_])
+                               [self.weights_[label] for label in self.members_], self.floor_)
 
     # ----- persistence --------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:
@@ -296,7 +314,8 @@ class AutoPredictor(Predictor):
             p.save(folder / f"member-{label}")
         for label, p in self.first_.items():
             p.save(folder / f"member-{label}-choice")
-        save_json_state(folder, {"choice": self.choice_, "weights": self.weights_})
+        save_json_state(folder, {"choice": self.choice_, "weights": self.weights_,
+                                 "floor": self.floor_})
 
     def _load_state(self, folder: Path) -> None:
         from .base import load_predictor
@@ -305,6 +324,8 @@ class AutoPredictor(Predictor):
         try:
             self.choice_ = dict(s["choice"])
             self.weights_ = {str(k): float(v) for k, v in s["weights"].items()}
+            # a folder saved before session 12 has no floor: it blends as it did then
+            self.floor_ = float(s.get("floor", 1e-9))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise DataError(f"{folder / 'state.json'} is corrupt ({e}); refit the predictor") from None
         self.members_ = {}
