@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: the GCN candidate each table's ``auto`` keeps (as in ``benchmarks/gcn_ema.py``)
+#: the models scored: the three fits and the two pairs ``auto`` could predict with
 MODELS = ("A", "B", "C", "A+B", "A+C")
 
 
