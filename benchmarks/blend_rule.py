@@ -65,7 +65,7 @@ def rules(vy: np.ndarray, val: dict, classes: np.ndarray, seed: int) -> dict[str
     if len(ranked) < 2:
         return {k: single for k in ("current", "margin_0", "margin_2", "margin_5", "margin_10",
                                     "class_margin_2", "bootstrap_90", "margin_2_half",
-                                    "margin_2_cap10", "never")}
+                                    "margin_2_cap10", "half_acc10", "never")}
     a, b = ranked[:2]
     base = log_loss(vy, val[best])
     # the rule of auto before session 9, as it ran: weights scanned from 0.1 up, each
@@ -107,6 +107,15 @@ def rules(vy: np.ndarray, val: dict, classes: np.ndarray, seed: int) -> dict[str
         out["margin_2_cap10"] = ((a, b), (wc, 1 - wc))
     else:
         out["margin_2_half"] = out["margin_2_cap10"] = single
+    # session 12: the hedged blend (auto's rule) kept only if it does not lower the share
+    # of validation cells within 10 %: log error rewards shrinking the largest errors,
+    # acc_10 leaving near-right predictions alone (edgetpu_large, grouped)
+    out["half_acc10"] = single
+    if len(out["margin_2_half"][0]) == 2:
+        (ha, hb), (hw, _) = out["margin_2_half"]
+        within = lambda p: float(np.mean(np.abs(p / vy - 1) <= 0.1))  # noqa: E731
+        if within(_blend(val, ha, hb, hw)) >= within(val[best]):
+            out["half_acc10"] = out["margin_2_half"]
     return out
 
 
