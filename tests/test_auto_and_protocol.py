@@ -304,6 +304,9 @@ def test_auto_drops_a_blend_that_costs_cells_within_10_percent(monkeypatch):
     tried = p.choice_["tried"]
     assert tried["step"]["val_log_loss"] < tried["partner"]["val_log_loss"]
     assert p.choice_["chosen"] == ["step"]
+    check = p.choice_["blend_check"]  # what was dropped, and why, is in the saved choice
+    assert check["kept"] is False and check["within"] < check["best_within"]
+    assert check["val_log_loss"] < 0.98 * tried["step"]["val_log_loss"]
     monkeypatch.setattr("nasloop.predictors.auto.ACC_BOUND", 1e9)  # every cell "within"
     assert fit().choice_["chosen"] == ["step", "partner"]  # the log error alone blends
     monkeypatch.setattr("nasloop.predictors.auto.ACC_BOUND", 0.10)

@@ -251,6 +251,7 @@ class AutoPredictor(Predictor):
         ranked = sorted(fitted, key=lambda k: tried[k]["val_log_loss"])
         best = ranked[0]
         members, weights, loss = [best], [1.0], tried[best]["val_log_loss"]
+        blend_check = None  # the hedged blend that passed the margin, and its 10 % check
         if self.blend and len(ranked) > 1:
             top2 = [val_pred[k] for k in ranked[:2]]
             # the weight with the lowest validation loss; kept if BLEND_MARGIN below the best
@@ -263,9 +264,13 @@ class AutoPredictor(Predictor):
                 # and only if it leaves as many validation cells within 10 % as the best
                 # alone: the log error rewards shrinking the largest errors, acc_10 leaving
                 # near-right predictions alone (a step-function table: docs/results.md)
-                if _within(vy, hedged, ACC_BOUND) >= _within(vy, top2[0], ACC_BOUND):
+                within = (_within(vy, hedged, ACC_BOUND), _within(vy, top2[0], ACC_BOUND))
+                blend_check = {"members": ranked[:2], "weights": [1 - wb, wb],
+                               "val_log_loss": log_loss(vy, hedged), "within": within[0],
+                               "best_within": within[1], "kept": within[0] >= within[1]}
+                if blend_check["kept"]:
                     members, weights = ranked[:2], [1 - wb, wb]
-                    loss = log_loss(vy, hedged)
+                    loss = blend_check["val_log_loss"]
         # the choice is made: every member is refitted on training + validation cells
         # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
         # iterative member early-stops on a fresh slice of them, as in the choice
@@ -308,6 +313,7 @@ class AutoPredictor(Predictor):
                                       "mean |log(pred/true)| on the validation cells"),
                         "val_cells": len(vx), "tried": tried,
                         "blend_shrink": BLEND_SHRINK if len(members) > 1 else None,
+                        "blend_check": blend_check,
                         # cv: the members were fitted on every cell in the choice itself
                         "refitted_on": len(all_x) if self.refit and (cv or refit) else None,
                         "replayed": {m: refit[m].schedule for m in refit
