@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from nasloop.data import load_device
-from nasloop.metrics import latency_metrics, log_loss
+from nasloop.metrics import latency_metrics, log_loss, within
 from nasloop.predictors.auto import BLEND_WEIGHTS, AutoPredictor, geometric_blend
 from nasloop.space import arch_index, canonical_representatives
 from nasloop.splits import split_cells
@@ -113,8 +113,7 @@ def rules(vy: np.ndarray, val: dict, classes: np.ndarray, seed: int) -> dict[str
     out["half_acc10"] = single
     if len(out["margin_2_half"][0]) == 2:
         (ha, hb), (hw, _) = out["margin_2_half"]
-        within = lambda p: float(np.mean(np.abs(p / vy - 1) <= 0.1))  # noqa: E731
-        if within(_blend(val, ha, hb, hw)) >= within(val[best]):
+        if within(vy, _blend(val, ha, hb, hw), 0.1).sum() >= within(vy, val[best], 0.1).sum():
             out["half_acc10"] = out["margin_2_half"]
     return out
 

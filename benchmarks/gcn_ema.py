@@ -27,11 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from every_device import load_results  # benchmarks/ is on sys.path when run as a script
+
 
 def report(path: Path, base: float | None = None) -> None:
     """Validation loss (the choice), then test metrics, per table and over every run;
     each ema value is compared with ``base`` (default: the smallest)."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = load_results(path)
     emas = sorted({r["ema"] for r in rows})
     runs: dict[tuple, dict[float, dict]] = defaultdict(dict)
     for r in rows:
@@ -82,10 +84,7 @@ def main() -> None:
         return
     if not a.devices or a.out is None:
         ap.error("give --devices and --out (or --report FILE)")
-    done = set()
-    if a.out.is_file():
-        done = {(r["device"], r["seed"], r["gcn"], r["ema"])
-                for r in map(json.loads, a.out.read_text().splitlines())}
+    done = {(r["device"], r["seed"], r["gcn"], r["ema"]) for r in load_results(a.out)}
     for dev in a.devices.split(","):
         table = load_device(dev, a.data_dir)
         for seed in map(int, a.seeds.split(",")):

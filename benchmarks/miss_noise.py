@@ -24,6 +24,7 @@ import numpy as np
 
 def miss_noise(cells, truth: np.ndarray, pred: np.ndarray, table, bound: float) -> dict:
     """Counts of misses, misses with isomorphs, noise misses and the ceiling, at ``bound``."""
+    from nasloop.metrics import within
     from nasloop.space import all_archs
 
     groups: dict[str, list[float]] = defaultdict(list)
@@ -32,7 +33,7 @@ def miss_noise(cells, truth: np.ndarray, pred: np.ndarray, table, bound: float) 
         if np.isfinite(v):
             groups[a.canonical_key()].append(float(v))
     n = len(cells)
-    miss = np.abs(pred / truth - 1) > bound
+    miss = ~within(truth, pred, bound)
     with_iso = noise = 0
     for a, m, p in zip([c for c, x in zip(cells, miss) if x], truth[miss], pred[miss]):
         others = list(groups[a.canonical_key()])
@@ -41,7 +42,7 @@ def miss_noise(cells, truth: np.ndarray, pred: np.ndarray, table, bound: float) 
             continue
         with_iso += 1
         med = float(np.median(others))
-        noise += abs(med / m - 1) > bound and abs(p / med - 1) <= bound
+        noise += bool(~within(m, med, bound)) and bool(within(med, p, bound))
     return {"acc": 100 * (1 - miss.mean()), "misses": int(miss.sum()),
             "with_isomorphs": with_iso, "noise": int(noise),
             "ceiling": 100 * (1 - noise / n)}

@@ -31,12 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from every_device import load_results  # benchmarks/ is on sys.path when run as a script
+
 #: the models scored: the three fits and the two pairs ``auto`` could predict with
 MODELS = ("A", "B", "C", "A+B", "A+C")
 
 
 def report(path: Path) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = load_results(path)
     by: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         by[(r["device"], r["gcn"])].append(r)
@@ -79,10 +81,7 @@ def main() -> None:
         return
     if not a.devices or a.out is None:
         ap.error("give --devices and --out (or --report FILE)")
-    done = set()
-    if a.out.is_file():
-        done = {(r["device"], r["seed"], r["gcn"])
-                for r in map(json.loads, a.out.read_text().splitlines())}
+    done = {(r["device"], r["seed"], r["gcn"]) for r in load_results(a.out)}
     for spec in a.devices.split(","):
         dev, _, gcn = spec.partition(":")
         gcn = gcn or "gcn_plus"

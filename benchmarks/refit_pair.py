@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from every_device import load_results  # benchmarks/ is on sys.path when run as a script
+
 
 def report(path: Path) -> None:
     """Per table (mean over seeds) and over every run: candidate, refit, pair."""
     from collections import defaultdict
 
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = load_results(path)
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["device"], r.get("gcn", "gcn_plus"))].append(r)
@@ -68,10 +70,7 @@ def main() -> None:
         return
     if not a.devices or a.out is None:
         ap.error("give --devices and --out (or --report FILE)")
-    done = set()
-    if a.out.is_file():
-        done = {(r["device"], r["seed"], r.get("gcn", "gcn_plus"))
-                for r in map(json.loads, a.out.read_text().splitlines())}
+    done = {(r["device"], r["seed"], r.get("gcn", "gcn_plus")) for r in load_results(a.out)}
     for dev in a.devices.split(","):
         table = load_device(dev, a.data_dir)
         for seed in map(int, a.seeds.split(",")):

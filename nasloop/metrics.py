@@ -21,6 +21,11 @@ def latency_metrics(true_ms: np.ndarray, pred_ms: np.ndarray) -> dict[str, float
     }
 
 
+def within(true_ms: np.ndarray, pred_ms: np.ndarray, bound: float) -> np.ndarray:
+    """Which predictions are within ``bound`` (relative, 0.1 = 10 %) of the truth: a mask."""
+    return np.abs(np.asarray(pred_ms, dtype=np.float64) / np.asarray(true_ms) - 1) <= bound
+
+
 def log_loss(true_ms: np.ndarray, pred_ms: np.ndarray) -> float:
     """Mean absolute log error; non-positive predictions count as a 100x miss."""
     p = np.asarray(pred_ms, dtype=np.float64)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..metrics import latency_metrics, log_loss
+from ..metrics import latency_metrics, log_loss, within
 from ..space import Arch
 from .base import Predictor, cross_val_predict, load_json_state, save_json_state
 from .registry import create_predictor, register_predictor
@@ -85,11 +85,6 @@ def geometric_blend(preds: list[np.ndarray], weights: list[float],
     share (session 12: 3.6 % of XGBoost's predictions on edgetpu_large).
     """
     return np.exp(sum(w * np.log(np.maximum(p, floor)) for p, w in zip(preds, weights)))
-
-
-def _within(true: np.ndarray, pred: np.ndarray, bound: float) -> int:
-    """How many predictions are within ``bound`` (relative) of the truth."""
-    return int(np.sum(np.abs(np.asarray(pred) / np.asarray(true) - 1) <= bound))
 
 
 def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Generator
@@ -264,10 +259,10 @@ class AutoPredictor(Predictor):
                 # and only if it leaves as many validation cells within 10 % as the best
                 # alone: the log error rewards shrinking the largest errors, acc_10 leaving
                 # near-right predictions alone (a step-function table: docs/results.md)
-                within = (_within(vy, hedged, ACC_BOUND), _within(vy, top2[0], ACC_BOUND))
+                n_in, n_best = (int(within(vy, p, ACC_BOUND).sum()) for p in (hedged, top2[0]))
                 blend_check = {"members": ranked[:2], "weights": [1 - wb, wb],
-                               "val_log_loss": log_loss(vy, hedged), "within": within[0],
-                               "best_within": within[1], "kept": within[0] >= within[1]}
+                               "val_log_loss": log_loss(vy, hedged), "within": n_in,
+                               "best_within": n_best, "kept": n_in >= n_best}
                 if blend_check["kept"]:
                     members, weights = ranked[:2], [1 - wb, wb]
                     loss = blend_check["val_log_loss"]

@@ -325,8 +325,8 @@ class GCNPredictor(Predictor):
         if replay is not None:
             best_state, best_epoch, drops = kept.state_dict(), epochs, sorted(halve_at)
         if member == 0:  # what a refit on more cells replays (``schedule``), in memory only
-            self.schedule_ = {"epochs": max(1, best_epoch),
-                              "halve_at": [e for e in drops if e < max(1, best_epoch)]}
+            stop = max(1, best_epoch)
+            self.schedule_ = {"epochs": stop, "halve_at": [e for e in drops if e < stop]}
         if best_state is not None:
             net.load_state_dict(best_state)
         net.eval()
