@@ -1,0 +1,173 @@
+"""Several predictor fits at once, one process each: how ``auto`` uses a machine's cores.
+
+``auto``'s slow work is a few GCN trainings, each on one core (``threads=1``: a second
+thread thrashes on batches of 4). Side by side in worker processes they take the time of
+the longest instead of the sum, with the same results as one after another: each fit is
+seeded on its own and single-threaded either way. Workers are forked (Linux): a spawned
+worker would re-run the caller's script, which a script without a ``__main__`` guard
+cannot survive; the fits in them run one torch thread each, so no thread pool is
+inherited mid-use. Where fork is missing (macOS, Windows) the fits run one after another.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import queue as queue_mod
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..space import Arch
+from .base import Predictor
+
+#: ``progress(job, epoch, total)``: a job's epoch count, for one bar over every job
+JobProgress = Callable[[int, int, int], None]
+
+
+@dataclass
+class FitJob:
+    """One fit: a predictor class and its parameters, its cells, and the cells it
+    early-stops on (``val``; None for a backend that uses every cell)."""
+
+    cls: type[Predictor]
+    params: dict[str, Any]
+    x: list[Arch]
+    y: np.ndarray
+    val: tuple[list[Arch], np.ndarray] | None = None
+
+
+@dataclass
+class FitDone:
+    """A finished job: the fitted predictor, or why it failed, and its seconds."""
+
+    predictor: Predictor | None
+    error: str | None
+    seconds: float
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Worker processes ``auto`` uses unless told: one per core, at most 4 (its GCN fits
+    and their refits); 1 inside a daemon process (which may not start children) or where
+    processes cannot be forked."""
+    if mp.current_process().daemon or not _can_fork():
+        return 1
+    return max(1, min(4, usable_cpus()))
+
+
+def fit_one(job: FitJob, progress: Callable | None = None) -> FitDone:
+    """Fit ``job`` here. A failing fit is returned as its error, not raised (a bad
+    configuration and an interrupt are raised)."""
+    p = job.cls(**job.params)
+    t0 = time.perf_counter()
+    try:
+        p.fit(job.x, job.y, val=job.val, progress=progress)
+    except (ConfigError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - the caller records it
+        return FitDone(None, f"{type(e).__name__}: {e}", time.perf_counter() - t0)
+    return FitDone(p, None, time.perf_counter() - t0)
+
+
+def _can_fork() -> bool:
+    return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+
+
+def _portable(job: FitJob) -> bool:
+    """Whether a worker can be handed the job's class: one found by name (not a class
+    local to a function)."""
+    try:
+        pickle.dumps(job.cls)
+    except Exception:  # noqa: BLE001 - any reason means: fit it here
+        return False
+    return True
+
+
+def _slow(job: FitJob) -> bool:
+    """An iterative backend (a GCN): worth a process of its own."""
+    return bool(job.cls.tags.get("iterative"))
+
+
+_QUEUE: Any = None
+
+
+def _init_worker(q: Any) -> None:
+    global _QUEUE
+    _QUEUE = q
+
+
+def _fit_in_worker(i: int, job: FitJob) -> FitDone:
+    q = _QUEUE
+    progress = None if q is None else (lambda e, n, info: q.put((i, int(e), int(n))))
+    return fit_one(job, progress)
+
+
+def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = None
+            ) -> list[FitDone]:
+    """Fit every job; the results come in the order of the list. With ``workers`` > 1 and
+    at least two slow jobs (iterative backends), the slow ones run in that many forked
+    processes, the first first (put the longest first), while the quick ones fit here.
+    Same results either way."""
+    def here(i: int) -> FitDone:
+        d = fit_one(jobs[i], None if progress is None else
+                    (lambda e, n, info: progress(i, e, n)))
+        if progress is not None:
+            progress(i, 1, 1)
+        return d
+
+    away = [i for i, j in enumerate(jobs) if _slow(j) and _portable(j)]
+    if workers <= 1 or len(away) < 2 or not _can_fork():
+        return [here(i) for i in range(len(jobs))]
+    ctx = mp.get_context("fork")
+    q = ctx.Queue() if progress is not None else None
+    ex = ProcessPoolExecutor(max_workers=min(int(workers), len(away)), mp_context=ctx,
+                             initializer=_init_worker, initargs=(q,))
+
+    def relay() -> None:
+        while q is not None:
+            try:
+                i, e, n = q.get_nowait()
+            except queue_mod.Empty:
+                return
+            progress(i, e, n)
+
+    out: dict[int, FitDone] = {}
+    try:
+        futures = {i: ex.submit(_fit_in_worker, i, jobs[i]) for i in away}
+        for i in range(len(jobs)):  # the quick ones, here, while the workers train
+            if i not in futures:
+                out[i] = here(i)
+                relay()
+        pending = set(futures.values())
+        while pending:
+            _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            relay()
+        out.update({i: f.result() for i, f in futures.items()})
+    except BaseException:
+        # an interrupt (or a configuration error) stops every worker now, not after its fit
+        for p in list((getattr(ex, "_processes", None) or {}).values()):
+            p.terminate()
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
+    if progress is not None:
+        for i in futures:
+            progress(i, 1, 1)
+    return [out[i] for i in range(len(jobs))]
+
+
+__all__ = ["FitDone", "FitJob", "default_workers", "fit_all", "fit_one", "usable_cpus"]
