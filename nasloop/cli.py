@@ -315,17 +315,22 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
                   f"cell of {table.name}: no test cells are left, so no metrics; lower --train "
                   "to keep some", highlight=False, soft_wrap=True)
     t0 = time.perf_counter()
-    with make_progress(transient=True) as bar:
-        if few_shot:
-            from .predictors import create_predictor
-            pred = create_predictor(predictor, **params).fit(chosen, table.lookup(chosen))
-            info = {"device": table.name, "device_source": table.source,
-                    "split": {"train": train, "val": 0, "test": len(test), "seed": None,
-                              "kind": "informative", "model_seed": None}}
-        else:
-            pred, info = fit_on_split(predictor, table, spec, params=params,
-                                      model_seed=model_seed,
-                                      progress=_EpochBar(bar, f"fit {predictor}"))
+    try:
+        with make_progress(transient=True) as bar:
+            if few_shot:
+                from .predictors import create_predictor
+                pred = create_predictor(predictor, **params).fit(chosen, table.lookup(chosen))
+                info = {"device": table.name, "device_source": table.source,
+                        "split": {"train": train, "val": 0, "test": len(test), "seed": None,
+                                  "kind": "informative", "model_seed": None}}
+            else:
+                pred, info = fit_on_split(predictor, table, spec, params=params,
+                                          model_seed=model_seed,
+                                          progress=_EpochBar(bar, f"fit {predictor}"))
+    except KeyboardInterrupt:  # a fit half done is no predictor: say so, keep nothing
+        err.print(f"interrupted after {time.perf_counter() - t0:.0f} s of fitting: nothing was "
+                  "saved; re-run the same command to fit again")
+        sys.exit(130)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     pred.predict(list(all_archs()))

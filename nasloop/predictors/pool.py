@@ -110,10 +110,13 @@ def _init_worker(q: Any) -> None:
     _QUEUE = q
 
 
-def _fit_in_worker(i: int, job: FitJob) -> FitDone:
+def _fit_in_worker(i: int, job: FitJob) -> bytes:
+    """Fit in a worker; the result goes back as plain pickle bytes (tensors by value).
+    Left to multiprocessing, torch would send its tensors as shared-memory handles, whose
+    locks a later fork can inherit taken: a second pool in one process then hangs."""
     q = _QUEUE
     progress = None if q is None else (lambda e, n, info: q.put((i, int(e), int(n))))
-    return fit_one(job, progress)
+    return pickle.dumps(fit_one(job, progress), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = None
@@ -156,7 +159,9 @@ def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = Non
         while pending:
             _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
             relay()
-        out.update({i: f.result() for i, f in futures.items()})
+        # bytes from this process's own forked child, through a pipe: the same trust as
+        # the objects multiprocessing itself unpickles from it (no file is read)
+        out.update({i: pickle.loads(f.result()) for i, f in futures.items()})
     except BaseException:
         # an interrupt (or a configuration error) stops every worker now, not after its fit
         for p in list((getattr(ex, "_processes", None) or {}).values()):

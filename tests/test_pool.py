@@ -1,0 +1,153 @@
+"""Fits side by side (``nasloop.predictors.pool``, ``auto --set workers=N``): the same
+results as one after another, quick and unpicklable fits kept in the caller's process,
+errors as in one process, and an interrupt that leaves no worker behind."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasloop.errors import ConfigError
+from nasloop.predictors import Predictor, create_predictor
+from nasloop.predictors.gcn import GCNPlusPredictor
+from nasloop.predictors.linear import LinearPredictor
+from nasloop.predictors.pool import FitJob, default_workers, fit_all
+from nasloop.splits import split_cells
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_GCN = {"hidden": 32, "epochs": 30, "batch_size": 16, "lr": 3e-3}
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="fits run side by side where processes fork (Linux)")
+
+
+def test_auto_side_by_side_gives_the_same_predictor(gpu_table):
+    """workers=2 runs the GCN candidates and their refits at once; the choice, the
+    scores and every prediction are those of workers=1, and a refit started for a
+    candidate that was not chosen is dropped."""
+    tr, va, te = split_cells(gpu_table, 300, 60, 0)
+    params = {"candidates": ["linear", "gcn_plus", "gcn_residual"],
+              "candidate_params": {"gcn_plus": FAST_GCN, "gcn_residual": FAST_GCN}}
+    fits, seen = {}, {}
+    for w in (1, 2):
+        events = []
+        fits[w] = create_predictor("auto", workers=w, **params).fit(
+            tr, gpu_table.lookup(tr), val=(va, gpu_table.lookup(va)),
+            progress=lambda e, n, info, ev=events: ev.append((e, n)))
+        seen[w] = events
+    one, two = fits[1], fits[2]
+    assert one.choice_["chosen"] == two.choice_["chosen"]
+    for label, row in one.choice_["tried"].items():
+        assert row["val_log_loss"] == two.choice_["tried"][label]["val_log_loss"], label
+    np.testing.assert_array_equal(one.predict(te), two.predict(te))
+    assert set(two.members_) == set(two.choice_["chosen"]) and set(two.first_) <= set(two.members_)
+    for events in seen.values():  # one bar: it only moves forward and ends full
+        done = [e / n for e, n in events]
+        assert done == sorted(done) and done[-1] == 1.0
+
+
+class _Local(LinearPredictor):
+    """Stands for a class a worker cannot be handed (defined in a test, then hidden)."""
+
+
+def test_fit_all_keeps_order_and_reports_errors(gpu_table, monkeypatch):
+    """Results come in the order of the jobs; a failing fit comes back as its error; a
+    class a worker cannot import by name is fitted here; a bad configuration raises."""
+    tr, va, _ = split_cells(gpu_table, 200, 40, 1)
+    x, y = tr, gpu_table.lookup(tr)
+    stop = (va, gpu_table.lookup(va))
+    gcn = dict(FAST_GCN)
+    jobs = [FitJob(GCNPlusPredictor, {**gcn, "seed": 0}, x, y, stop),
+            FitJob(GCNPlusPredictor, {**gcn, "seed": 1}, x, y, stop),
+            FitJob(GCNPlusPredictor, {**gcn, "seed": 2}, x, y[:-1], stop),  # bad lengths
+            FitJob(LinearPredictor, {}, x, y)]
+    done = fit_all(jobs, 2)
+    assert [type(d.predictor) for d in done] == [GCNPlusPredictor, GCNPlusPredictor,
+                                                 type(None), LinearPredictor]
+    assert "199 latencies" in done[2].error and done[0].seconds > 0
+    alone = fit_all(jobs[1:2], 1)[0].predictor
+    np.testing.assert_array_equal(alone.predict(va), done[1].predictor.predict(va))
+    with pytest.raises(ConfigError, match="hidden"):
+        fit_all([FitJob(GCNPlusPredictor, {**gcn, "hidden": 0}, x, y, stop), jobs[0]], 2)
+
+    class Hidden(Predictor):  # local to this test: it cannot be pickled, so it runs here
+        tags = {"iterative": True}
+
+        def _fit(self, x, y, val, progress):
+            self.pid_ = os.getpid()
+
+        def _predict(self, x):
+            return np.ones(len(x))
+
+        def _save_state(self, folder):
+            pass
+
+        def _load_state(self, folder):
+            pass
+
+    hidden = fit_all([FitJob(Hidden, {}, x, y), FitJob(Hidden, {}, x, y)], 2)
+    assert [d.predictor.pid_ for d in hidden] == [os.getpid()] * 2
+
+
+def test_workers_must_be_a_whole_number(gpu_table):
+    tr, _, _ = split_cells(gpu_table, 30, 10, 0)
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ConfigError, match="workers must be null"):
+            create_predictor("auto", workers=bad).fit(tr, gpu_table.lookup(tr))
+    assert 1 <= default_workers() <= 4
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (read from /proc)."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.add(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_an_interrupt_stops_the_workers_too(tmp_path):
+    """Ctrl-C while ``auto``'s GCNs train in workers: the command exits 130 within
+    seconds and no worker is left training."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
+    slow = '{"hidden": 64, "epochs": 400, "patience": 400, "batch_size": 4}'
+    cmd = [sys.executable, "-m", "nasloop", "fit-predictor", "-d", "desktop_gpu", "--train",
+           "300", "--val", "60", "--set", "workers=2", "--set",
+           f'candidate_params={{"gcn_plus": {slow}, "gcn_residual": {slow}}}']
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+        workers = _children(proc.pid)
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the workers did not start"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    time.sleep(0.5)
+    assert not [w for w in workers if _alive(w)], "a worker outlived the interrupt"
