@@ -125,8 +125,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_an_interrupt_stops_the_workers_too(tmp_path):
-    """Ctrl-C while ``auto``'s GCNs train in workers: the command exits 130 within
-    seconds and no worker is left training."""
+    """Ctrl-C while ``auto``'s GCNs train in workers: the command exits 130 (at the
+    latest once the quick fit running in its own process ends: a Ctrl-C inside XGBoost's
+    C callback is noted, not lost) and no worker is left training."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
     slow = '{"hidden": 64, "epochs": 400, "patience": 400, "batch_size": 4}'
     cmd = [sys.executable, "-m", "nasloop", "fit-predictor", "-d", "desktop_gpu", "--train",
@@ -143,7 +144,7 @@ def test_an_interrupt_stops_the_workers_too(tmp_path):
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     try:
-        _, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=90)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise

@@ -10,13 +10,16 @@ inherited mid-use. Where fork is missing (macOS, Windows) the fits run one after
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import pickle
 import queue as queue_mod
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +122,35 @@ def _fit_in_worker(i: int, job: FitJob) -> bytes:
     return pickle.dumps(fit_one(job, progress), protocol=pickle.HIGHEST_PROTOCOL)
 
 
+@contextlib.contextmanager
+def _noted_interrupts() -> Iterator[Callable[[], None]]:
+    """Yield a check that raises KeyboardInterrupt if Ctrl-C came since the last call.
+
+    A Ctrl-C that lands inside a library's C callback (XGBoost's data iterator) is
+    printed as "Exception ignored" and lost; noting it here stops the fits after the
+    current one instead of letting them run to the end."""
+    noted = []
+    previous = (signal.getsignal(signal.SIGINT)
+                if threading.current_thread() is threading.main_thread() else None)
+    if not callable(previous):  # not the main thread, or Ctrl-C ignored: leave it be
+        yield lambda: None
+        return
+
+    def on_sigint(signum, frame):
+        noted.append(signum)
+        previous(signum, frame)
+
+    def check() -> None:
+        if noted:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = None
             ) -> list[FitDone]:
     """Fit every job; the results come in the order of the list. With ``workers`` > 1 and
@@ -132,9 +164,21 @@ def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = Non
             progress(i, 1, 1)
         return d
 
-    away = [i for i, j in enumerate(jobs) if _slow(j) and _portable(j)]
-    if workers <= 1 or len(away) < 2 or not _can_fork():
-        return [here(i) for i in range(len(jobs))]
+    with _noted_interrupts() as check:
+        away = [i for i, j in enumerate(jobs) if _slow(j) and _portable(j)]
+        if workers <= 1 or len(away) < 2 or not _can_fork():
+            done = []
+            for i in range(len(jobs)):
+                done.append(here(i))
+                check()
+            return done
+        return _fit_away(jobs, away, workers, here, check, progress)
+
+
+def _fit_away(jobs: list[FitJob], away: list[int], workers: int,
+              here: Callable[[int], FitDone], check: Callable[[], None],
+              progress: JobProgress | None) -> list[FitDone]:
+    """``fit_all`` with the jobs ``away`` in forked workers, the others ``here``."""
     ctx = mp.get_context("fork")
     q = ctx.Queue() if progress is not None else None
     ex = ProcessPoolExecutor(max_workers=min(int(workers), len(away)), mp_context=ctx,
@@ -155,10 +199,12 @@ def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = Non
             if i not in futures:
                 out[i] = here(i)
                 relay()
+                check()
         pending = set(futures.values())
         while pending:
             _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
             relay()
+            check()
         # bytes from this process's own forked child, through a pipe: the same trust as
         # the objects multiprocessing itself unpickles from it (no file is read)
         out.update({i: pickle.loads(f.result()) for i, f in futures.items()})
