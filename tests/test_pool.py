@@ -94,6 +94,27 @@ def test_fit_all_keeps_order_and_reports_errors(gpu_table, monkeypatch):
     assert [d.predictor.pid_ for d in hidden] == [os.getpid()] * 2
 
 
+class _PredictFails(LinearPredictor):
+    """Fits, then fails to predict: a candidate auto must record, not die of."""
+
+    def _predict(self, x):
+        raise FloatingPointError("overflow in predict")
+
+
+def test_a_candidate_that_cannot_predict_is_recorded_not_fatal(gpu_table, monkeypatch):
+    from nasloop.predictors import registry
+
+    monkeypatch.setitem(registry._REGISTRY, "predict_fails_test", _PredictFails)
+    monkeypatch.setattr("nasloop.predictors.auto.DEFAULT_CANDIDATES",
+                        {"linear": ("linear", {}), "bad": ("predict_fails_test", {})})
+    tr, va, _ = split_cells(gpu_table, 240, 60, 0)
+    p = create_predictor("auto", candidates=["linear", "bad"]).fit(
+        tr, gpu_table.lookup(tr), val=(va, gpu_table.lookup(va)))
+    assert p.choice_["chosen"] == ["linear"]
+    assert "overflow in predict" in p.choice_["tried"]["bad"]["failed"]
+    assert list(p.choice_["tried"]) == ["linear", "bad"]  # in the candidates' order
+
+
 def test_workers_must_be_a_whole_number(gpu_table):
     tr, _, _ = split_cells(gpu_table, 30, 10, 0)
     for bad in (0, 1.5, True, "2"):
@@ -134,7 +155,7 @@ def test_an_interrupt_stops_the_workers_too(tmp_path):
            "300", "--val", "60", "--set", "workers=2", "--set",
            f'candidate_params={{"gcn_plus": {slow}, "gcn_residual": {slow}}}']
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     workers: set[int] = set()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
@@ -142,13 +163,30 @@ def test_an_interrupt_stops_the_workers_too(tmp_path):
         time.sleep(0.2)
     assert len(workers) >= 2, "the workers did not start"
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the workers get it too
     try:
         _, err = proc.communicate(timeout=90)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
     assert proc.returncode == 130, err[-2000:]
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "interrupted" in err  # one line, no worker's traceback
     time.sleep(0.5)
     assert not [w for w in workers if _alive(w)], "a worker outlived the interrupt"
+
+
+def _report_daemon_view(q) -> None:
+    from nasloop.predictors.pool import default_workers, side_by_side
+    q.put((default_workers(), side_by_side(2)))
+
+
+def test_a_daemon_process_fits_in_process():
+    """A daemon process may not start children: there even workers=2 fits one by one."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    child = ctx.Process(target=_report_daemon_view, args=(q,), daemon=True)
+    child.start()
+    assert q.get(timeout=30) == (1, False)
+    child.join(10)

@@ -31,7 +31,7 @@ from ..errors import ConfigError, DataError
 from ..metrics import latency_metrics, log_loss, within
 from ..space import Arch
 from .base import Predictor, cross_val_predict, load_json_state, save_json_state
-from .pool import FitJob, default_workers, fit_all
+from .pool import FitJob, default_workers, fit_all, side_by_side
 from .registry import create_predictor, register_predictor
 
 #: what ``auto`` tries by default: name -> (registered backend, parameters)
@@ -89,6 +89,10 @@ def geometric_blend(preds: list[np.ndarray], weights: list[float],
     share (session 12: 3.6 % of XGBoost's predictions on edgetpu_large).
     """
     return np.exp(sum(w * np.log(np.maximum(p, floor)) for p, w in zip(preds, weights)))
+
+
+class _Failed(Exception):
+    """A candidate's fit failed where it ran (its message is the recorded reason)."""
 
 
 def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Generator
@@ -275,7 +279,7 @@ class AutoPredictor(Predictor):
             # a stochastic iterative candidate (a GCN) is refitted if chosen; with more
             # than one worker that refit starts now, beside the choice, and is dropped if
             # the candidate is not chosen: the two longest fits then run at once
-            ahead = [label for label in specs if workers > 1 and self.refit
+            ahead = [label for label in specs if side_by_side(workers) and self.refit
                      and not self.refit_all and made[label].tags.get("iterative")
                      and made[label].tags.get("stochastic")]
             slow = [label for label in specs if made[label].tags.get("iterative")]
@@ -294,20 +298,28 @@ class AutoPredictor(Predictor):
                 progress(int(1000 * sum(frac)), units,
                          {"candidate": label if kind == "choice" else f"{label} (refit)"})
 
-            done = fit_all(jobs, workers, None if progress is None else on_job)
-            for (label, kind), d in zip(order, done):
-                if kind == "refit":
+            done = dict(zip(order, fit_all(jobs, workers,
+                                           None if progress is None else on_job)))
+            for label in specs:  # recorded in the candidates' order, as one by one
+                d = done[(label, "choice")]
+                try:
                     if d.predictor is None:
-                        refit_failed[label] = d.error
-                    else:
-                        refit[label] = d.predictor
+                        raise _Failed(d.error)
+                    pv = d.predictor.predict(vx)
+                except (ConfigError, KeyboardInterrupt):
+                    raise
+                except Exception as e:  # a failing candidate is recorded, not fatal
+                    why = str(e) if isinstance(e, _Failed) else f"{type(e).__name__}: {e}"
+                    tried[label] = {"backend": specs[label][0], "failed": why}
                     continue
+                fitted[label], val_pred[label] = d.predictor, pv
+                self._record(tried, label, specs, vy, pv, d.predictor, d.seconds)
+            for label in ahead:
+                d = done[(label, "refit")]
                 if d.predictor is None:
-                    tried[label] = {"backend": specs[label][0], "failed": d.error}
-                    continue
-                fitted[label] = d.predictor
-                val_pred[label] = d.predictor.predict(vx)
-                self._record(tried, label, specs, vy, val_pred[label], d.predictor, d.seconds)
+                    refit_failed[label] = d.error
+                else:
+                    refit[label] = d.predictor
         if not fitted:
             raise DataError("auto: every candidate failed to fit: "
                             + "; ".join(f"{k}: {v['failed']}" for k, v in tried.items()))

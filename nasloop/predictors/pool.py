@@ -6,7 +6,8 @@ the longest instead of the sum, with the same results as one after another: each
 seeded on its own and single-threaded either way. Workers are forked (Linux): a spawned
 worker would re-run the caller's script, which a script without a ``__main__`` guard
 cannot survive; the fits in them run one torch thread each, so no thread pool is
-inherited mid-use. Where fork is missing (macOS, Windows) the fits run one after another.
+inherited mid-use (``gcn_plus``'s default; a GCN given more threads keeps them). Where
+fork is missing (macOS, Windows) the fits run one after another.
 """
 from __future__ import annotations
 
@@ -63,13 +64,22 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def can_fork_workers() -> bool:
+    """Whether this process can run fits in forked workers: Linux, and not a daemon
+    process (which may not start children)."""
+    return (sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+            and not mp.current_process().daemon)
+
+
 def default_workers() -> int:
     """Worker processes ``auto`` uses unless told: one per core, at most 4 (its GCN fits
-    and their refits); 1 inside a daemon process (which may not start children) or where
-    processes cannot be forked."""
-    if mp.current_process().daemon or not _can_fork():
-        return 1
-    return max(1, min(4, usable_cpus()))
+    and their refits); 1 where workers cannot be forked."""
+    return max(1, min(4, usable_cpus())) if can_fork_workers() else 1
+
+
+def side_by_side(workers: int) -> bool:
+    """Whether ``fit_all(jobs, workers)`` runs slow jobs in workers (given two of them)."""
+    return int(workers) > 1 and can_fork_workers()
 
 
 def fit_one(job: FitJob, progress: Callable | None = None) -> FitDone:
@@ -84,10 +94,6 @@ def fit_one(job: FitJob, progress: Callable | None = None) -> FitDone:
     except Exception as e:  # noqa: BLE001 - the caller records it
         return FitDone(None, f"{type(e).__name__}: {e}", time.perf_counter() - t0)
     return FitDone(p, None, time.perf_counter() - t0)
-
-
-def _can_fork() -> bool:
-    return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
 
 
 def _portable(job: FitJob) -> bool:
@@ -109,8 +115,13 @@ _QUEUE: Any = None
 
 
 def _init_worker(q: Any) -> None:
+    """A fresh worker: its Ctrl-C is the parent's to handle (it terminates the workers),
+    and it writes to the real stderr, not to a copy of the parent's live progress bar
+    (whose lock may have been held at the fork)."""
     global _QUEUE
     _QUEUE = q
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
 
 def _fit_in_worker(i: int, job: FitJob) -> bytes:
@@ -132,7 +143,7 @@ def _noted_interrupts() -> Iterator[Callable[[], None]]:
     noted = []
     previous = (signal.getsignal(signal.SIGINT)
                 if threading.current_thread() is threading.main_thread() else None)
-    if not callable(previous):  # not the main thread, or Ctrl-C ignored: leave it be
+    if previous is not signal.default_int_handler:  # a caller's own handler: leave it be
         yield lambda: None
         return
 
@@ -166,7 +177,7 @@ def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = Non
 
     with _noted_interrupts() as check:
         away = [i for i, j in enumerate(jobs) if _slow(j) and _portable(j)]
-        if workers <= 1 or len(away) < 2 or not _can_fork():
+        if not side_by_side(workers) or len(away) < 2:
             done = []
             for i in range(len(jobs)):
                 done.append(here(i))
@@ -194,31 +205,49 @@ def _fit_away(jobs: list[FitJob], away: list[int], workers: int,
 
     out: dict[int, FitDone] = {}
     try:
-        futures = {i: ex.submit(_fit_in_worker, i, jobs[i]) for i in away}
+        futures = {ex.submit(_fit_in_worker, i, jobs[i]): i for i in away}
         for i in range(len(jobs)):  # the quick ones, here, while the workers train
-            if i not in futures:
+            if i not in away:
                 out[i] = here(i)
                 relay()
                 check()
-        pending = set(futures.values())
+        pending = set(futures)
         while pending:
-            _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
             relay()
             check()
-        # bytes from this process's own forked child, through a pipe: the same trust as
-        # the objects multiprocessing itself unpickles from it (no file is read)
-        out.update({i: pickle.loads(f.result()) for i, f in futures.items()})
+            for f in done:
+                out[futures[f]] = _received(f)
+                if progress is not None:
+                    progress(futures[f], 1, 1)
     except BaseException:
         # an interrupt (or a configuration error) stops every worker now, not after its fit
         for p in list((getattr(ex, "_processes", None) or {}).values()):
             p.terminate()
         ex.shutdown(wait=False, cancel_futures=True)
         raise
+    finally:
+        if q is not None:
+            q.close()
+            q.join_thread()
     ex.shutdown(wait=True)
-    if progress is not None:
-        for i in futures:
-            progress(i, 1, 1)
     return [out[i] for i in range(len(jobs))]
 
 
-__all__ = ["FitDone", "FitJob", "default_workers", "fit_all", "fit_one", "usable_cpus"]
+def _received(f: Any) -> FitDone:
+    """A worker's result. A bad configuration and an interrupt raise; anything else (a
+    worker killed by the OOM killer, a model that could not be sent) is that fit's
+    failure, as it would be in one process."""
+    try:
+        data = f.result()
+    except (ConfigError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded by the caller
+        return FitDone(None, f"{type(e).__name__}: {e}", 0.0)
+    # bytes from this process's own forked child, through a pipe: the same trust as the
+    # objects multiprocessing itself unpickles from it (no file is read)
+    return pickle.loads(data)
+
+
+__all__ = ["FitDone", "FitJob", "can_fork_workers", "default_workers", "fit_all", "fit_one",
+           "side_by_side", "usable_cpus"]
