@@ -195,6 +195,8 @@ class _EpochBar:
             self.task = self.bar.add_task(f"{self.label}{suffix}", total=total, info="")
         parts = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in info.items()
                  if k in ("train_loss", "val_loss")]
+        if info.get("candidate"):  # auto: which candidate(s) are training now
+            parts.insert(0, str(info["candidate"]))
         self.bar.update(self.task, completed=epoch, info="  ".join(parts))
 
 

@@ -292,11 +292,15 @@ class AutoPredictor(Predictor):
             units = (len(jobs) + int(bool(self.refit))) * 1000  # later refits: the last unit
             frac = [0.0] * len(jobs)
 
+            def name(i: int) -> str:
+                label, kind = order[i]
+                return label if kind == "choice" else f"{label} (refit)"
+
             def on_job(i: int, e: int, n: int) -> None:
                 frac[i] = e / max(n, 1)
-                label, kind = order[i]
+                running = [name(j) for j, f in enumerate(frac) if 0 < f < 1]
                 progress(int(1000 * sum(frac)), units,
-                         {"candidate": label if kind == "choice" else f"{label} (refit)"})
+                         {"candidate": ", ".join(running) or name(i)})
 
             done = dict(zip(order, fit_all(jobs, workers,
                                            None if progress is None else on_job)))
