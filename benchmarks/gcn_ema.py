@@ -33,7 +33,7 @@ from every_device import load_results  # benchmarks/ is on sys.path when run as 
 def report(path: Path, base: float | None = None) -> None:
     """Validation loss (the choice), then test metrics, per table and over every run;
     each ema value is compared with ``base`` (default: the smallest)."""
-    rows = load_results(path)
+    rows = [r for r in load_results(path) if not r.get("extra")]  # variants: not ema rows
     emas = sorted({r["ema"] for r in rows})
     runs: dict[tuple, dict[float, dict]] = defaultdict(dict)
     for r in rows:
@@ -76,6 +76,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--ema", default="0,5", help="ema values (epochs), comma-separated")
     ap.add_argument("--candidate", default="gcn_plus", help="gcn_plus or gcn_residual")
+    ap.add_argument("--extra", default="{}",
+                    help='more parameters of the GCN, JSON, e.g. \'{"batch_size": 8}\'; '
+                         "recorded with the rows (--report keeps the rows without it)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--data-dir", default=os.environ.get("NASLOOP_DATA"))
     a = ap.parse_args()
@@ -84,20 +87,23 @@ def main() -> None:
         return
     if not a.devices or a.out is None:
         ap.error("give --devices and --out (or --report FILE)")
-    done = {(r["device"], r["seed"], r["gcn"], r["ema"]) for r in load_results(a.out)}
+    extra = json.loads(a.extra)
+    done = {(r["device"], r["seed"], r["gcn"], r["ema"], json.dumps(r.get("extra", {}), sort_keys=True))
+            for r in load_results(a.out)}
     for dev in a.devices.split(","):
         table = load_device(dev, a.data_dir)
         for seed in map(int, a.seeds.split(",")):
             train, val, test = split_cells(table, 900, 100, seed, "random")
             y = table.lookup(test)
             for ema in map(float, a.ema.split(",")):
-                if (table.name, seed, a.candidate, ema) in done:
+                if (table.name, seed, a.candidate, ema, json.dumps(extra, sort_keys=True)) in done:
                     continue
                 auto = create_predictor("auto", candidates=[a.candidate], seed=seed,
-                                        candidate_params={a.candidate: {"ema": ema}})
+                                        candidate_params={a.candidate: {**extra, "ema": ema}})
                 t0 = time.perf_counter()
                 auto.fit(train, table.lookup(train), val=(val, table.lookup(val)))
                 row = {"device": table.name, "seed": seed, "gcn": a.candidate, "ema": ema,
+                       **({"extra": extra} if extra else {}),
                        "fit_seconds": time.perf_counter() - t0,
                        "val_log_loss": auto.choice_["val_log_loss"]}
                 for who, p in (("candidate", auto.candidates_[a.candidate]), ("auto", auto)):
