@@ -231,6 +231,35 @@ class AutoPredictor(Predictor):
             if progress is not None:
                 progress((i + 1) * 1000, units, {"candidate": label})
 
+    def _choose_blend(self, fitted: dict, val_pred: dict, vy: np.ndarray, tried: dict
+                      ) -> tuple[list[str], list[float], float, dict | None]:
+        """``(members, weights, validation loss, blend_check)``: the best candidate alone,
+        or hedged with the second where that passes ``BLEND_MARGIN`` and the 10 % check."""
+        ranked = sorted(fitted, key=lambda k: tried[k]["val_log_loss"])
+        best = ranked[0]
+        members, weights, loss = [best], [1.0], tried[best]["val_log_loss"]
+        blend_check = None  # the hedged blend that passed the margin, and its 10 % check
+        if self.blend and len(ranked) > 1:
+            top2 = [val_pred[k] for k in ranked[:2]]
+            # the weight with the lowest validation loss; kept if BLEND_MARGIN below the best
+            blend_loss, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w], self.floor_)),
+                                 float(w))
+                                for w in BLEND_WEIGHTS)
+            if blend_loss < loss * (1 - BLEND_MARGIN):  # hedged: the partner keeps a share
+                wb = (1 - w) * BLEND_SHRINK
+                hedged = geometric_blend(top2, [1 - wb, wb], self.floor_)
+                # and only if it leaves as many validation cells within 10 % as the best
+                # alone: the log error rewards shrinking the largest errors, acc_10 leaving
+                # near-right predictions alone (a step-function table: docs/results.md)
+                n_in, n_best = (int(within(vy, p, ACC_BOUND).sum()) for p in (hedged, top2[0]))
+                blend_check = {"members": ranked[:2], "weights": [1 - wb, wb],
+                               "val_log_loss": log_loss(vy, hedged), "within": n_in,
+                               "best_within": n_best, "kept": n_in >= n_best}
+                if blend_check["kept"]:
+                    members, weights = ranked[:2], [1 - wb, wb]
+                    loss = blend_check["val_log_loss"]
+        return members, weights, loss, blend_check
+
     def _fit(self, x, y, val, progress) -> None:
         rng = np.random.default_rng([int(self.seed), 11])
         labelled = len(x) + (len(val[0]) if val is not None else 0)
@@ -327,29 +356,7 @@ class AutoPredictor(Predictor):
         if not fitted:
             raise DataError("auto: every candidate failed to fit: "
                             + "; ".join(f"{k}: {v['failed']}" for k, v in tried.items()))
-        ranked = sorted(fitted, key=lambda k: tried[k]["val_log_loss"])
-        best = ranked[0]
-        members, weights, loss = [best], [1.0], tried[best]["val_log_loss"]
-        blend_check = None  # the hedged blend that passed the margin, and its 10 % check
-        if self.blend and len(ranked) > 1:
-            top2 = [val_pred[k] for k in ranked[:2]]
-            # the weight with the lowest validation loss; kept if BLEND_MARGIN below the best
-            blend_loss, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w], self.floor_)),
-                                 float(w))
-                                for w in BLEND_WEIGHTS)
-            if blend_loss < loss * (1 - BLEND_MARGIN):  # hedged: the partner keeps a share
-                wb = (1 - w) * BLEND_SHRINK
-                hedged = geometric_blend(top2, [1 - wb, wb], self.floor_)
-                # and only if it leaves as many validation cells within 10 % as the best
-                # alone: the log error rewards shrinking the largest errors, acc_10 leaving
-                # near-right predictions alone (a step-function table: docs/results.md)
-                n_in, n_best = (int(within(vy, p, ACC_BOUND).sum()) for p in (hedged, top2[0]))
-                blend_check = {"members": ranked[:2], "weights": [1 - wb, wb],
-                               "val_log_loss": log_loss(vy, hedged), "within": n_in,
-                               "best_within": n_best, "kept": n_in >= n_best}
-                if blend_check["kept"]:
-                    members, weights = ranked[:2], [1 - wb, wb]
-                    loss = blend_check["val_log_loss"]
+        members, weights, loss, blend_check = self._choose_blend(fitted, val_pred, vy, tried)
         # the choice is made: every member is refitted on training + validation cells
         # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
         # iterative member early-stops on a fresh slice of them, as in the choice. A
