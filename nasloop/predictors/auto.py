@@ -103,18 +103,27 @@ def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Gene
     return ([x[i] for i in perm[k:]], y[perm[k:]]), ([x[i] for i in perm[:k]], y[perm[:k]])
 
 
+def _fit_cells(p: Predictor, x: list[Arch], y: np.ndarray,
+               early_stop: Callable[[], tuple[tuple[list[Arch], np.ndarray],
+                                              tuple[list[Arch], np.ndarray]]]
+               ) -> tuple[list[Arch], np.ndarray, tuple[list[Arch], np.ndarray] | None]:
+    """``(x, y, val)`` that ``p`` fits on: an iterative backend trains on
+    ``early_stop()``'s first part and early-stops on its second (cells it never trains
+    on); others use every cell. ``early_stop`` is called only for an iterative backend,
+    so seeded draws stay put."""
+    if p.tags.get("iterative"):
+        (rest_x, rest_y), held = early_stop()
+        return rest_x, rest_y, held
+    return x, y, None
+
+
 def _fit_member(p: Predictor, x: list[Arch], y: np.ndarray,
                 early_stop: Callable[[], tuple[tuple[list[Arch], np.ndarray],
                                                tuple[list[Arch], np.ndarray]]],
                 progress: Callable | None) -> None:
-    """Fit ``p`` on ``(x, y)``: an iterative backend trains on ``early_stop()``'s first
-    part and early-stops on its second (cells it never trains on); others use every cell.
-    ``early_stop`` is called only for an iterative backend, so seeded draws stay put."""
-    if p.tags.get("iterative"):
-        rest, held = early_stop()
-        p.fit(*rest, val=held, progress=progress)
-    else:
-        p.fit(x, y)
+    """Fit ``p`` here on the cells :func:`_fit_cells` gives it."""
+    fx, fy, val = _fit_cells(p, x, y, early_stop)
+    p.fit(fx, fy, val=val, progress=progress if val is not None else None)
 
 
 @register_predictor("auto")
@@ -293,12 +302,10 @@ class AutoPredictor(Predictor):
         refit_failed: dict[str, str] = {}
 
         def job(label: str, cells, early) -> FitJob:
-            """A fit of ``label`` on ``cells``; an iterative backend on ``early``'s
-            ``(train, stop)`` cells instead, early-stopping on ``stop``."""
+            """A fit of ``label`` on ``cells``, or (iterative) on ``early``'s
+            ``(train, stop)`` cells: :func:`_fit_cells`."""
             p = made[label]
-            it = bool(p.tags.get("iterative"))
-            return FitJob(type(p), p.get_params(), *(early[0] if it else cells),
-                          early[1] if it else None)
+            return FitJob(type(p), p.get_params(), *_fit_cells(p, *cells, lambda: early))
 
         if cv:
             units = (len(specs) + int(bool(self.refit))) * 1000
