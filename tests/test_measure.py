@@ -52,7 +52,7 @@ def test_profiled_layerwise_sums_layer_times():
 
 def test_noise_statistics_on_known_tables():
     from nasloop.data.tables import LatencyTable
-    from nasloop.measure.noise import isomorph_spread, run_to_run
+    from nasloop.measure.noise import isomorph_loo, isomorph_spread, run_to_run
     from nasloop.space import NUM_CELLS, arch_index
 
     a, b = Arch.from_tuple((3, 2, 2, 1, 0, 0)), Arch.from_tuple((4, 3, 1, 1, 0, 0))  # isomorphic
@@ -62,6 +62,10 @@ def test_noise_statistics_on_known_tables():
     spread = isomorph_spread(LatencyTable("t", "", "", lat))
     assert spread["groups"] == 1 and spread["cells"] == 2  # c has no isomorph measured
     np.testing.assert_allclose(spread["median_pct"], (1 / 11 * 100 + 1 / 11 * 100) / 2)
+    loo = {s["band"]: s for s in isomorph_loo(LatencyTable("t", "", "", lat))}
+    assert loo["2"]["cells"] == 2 and loo["3-4"]["cells"] == 0
+    np.testing.assert_allclose(loo["2"]["max_pct"], 2 / 10 * 100)  # 12 against the other's 10
+    np.testing.assert_allclose(loo["2"]["median_pct"], (2 / 10 + 2 / 12) / 2 * 100)
     lat2 = lat.copy()
     lat2[arch_index(c)] = 5.5
     rr = run_to_run(LatencyTable("1", "", "", lat), LatencyTable("2", "", "", lat2))

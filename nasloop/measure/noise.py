@@ -4,7 +4,11 @@ Two estimates, both in % relative difference:
 
 * run to run: the same cells timed in two separate runs (``nasloop measure --repeat-check``);
 * isomorphs: cells with the same NAS-Bench-201 unique string compute the same function but
-  were measured separately in the benchmark tables, so their spread is measurement noise.
+  were measured separately in the benchmark tables, so their spread is measurement noise;
+* leave one out, by group size: each isomorph against the median of the *others*. In a
+  large group that median is close to the network's true latency, so the share within a
+  bound is about what a predictor that knew the truth would score there: the ceiling of
+  acc_5 / acc_10 (a pair's difference holds two draws of noise and reads lower).
 """
 from __future__ import annotations
 
@@ -36,17 +40,43 @@ def run_to_run(first: LatencyTable, second: LatencyTable) -> dict[str, float]:
     return _summary(np.abs(a - b) / ((a + b) / 2) * 100)
 
 
-def isomorph_spread(table: LatencyTable) -> dict[str, float]:
-    """Deviation of each cell from its isomorphism group's median (groups of 2 or more)."""
+def _isomorph_groups(table: LatencyTable) -> list[np.ndarray]:
+    """The measured latencies of each isomorphism group with two or more measured cells."""
     idx = np.flatnonzero(table.measured)
     groups: dict[int, list[float]] = defaultdict(list)
     for rep, ms in zip(canonical_representatives()[idx], table.latency_ms[idx]):
         groups[int(rep)].append(float(ms))
-    rel = []
-    for vals in groups.values():
-        if len(vals) > 1:
-            v = np.asarray(vals)
-            rel.extend(np.abs(v - np.median(v)) / np.median(v) * 100)
+    return [np.asarray(v) for v in groups.values() if len(v) > 1]
+
+
+#: group-size bands of :func:`isomorph_loo` (inclusive; None: no upper end)
+SIZE_BANDS = ((2, 2), (3, 4), (5, 9), (10, None))
+
+
+def isomorph_loo(table: LatencyTable,
+                 bands: tuple[tuple[int, int | None], ...] = SIZE_BANDS) -> list[dict]:
+    """Each isomorph's deviation from the median of the other members of its group, one
+    summary per group-size band (``band``: "2", "3-4", "10+", ...)."""
+    rel: dict[tuple, list[float]] = defaultdict(list)
+    for v in _isomorph_groups(table):
+        band = next(((lo, hi) for lo, hi in bands if len(v) >= lo and (hi is None or len(v) <= hi)),
+                    None)
+        if band is None:
+            continue
+        for j in range(len(v)):
+            m = np.median(np.delete(v, j))
+            rel[band].append(abs(v[j] - m) / m * 100)
+    out = []
+    for lo, hi in bands:
+        name = f"{lo}+" if hi is None else (str(lo) if lo == hi else f"{lo}-{hi}")
+        out.append({"band": name, **_summary(np.asarray(rel[(lo, hi)]))})
+    return out
+
+
+def isomorph_spread(table: LatencyTable) -> dict[str, float]:
+    """Deviation of each cell from its isomorphism group's median (groups of 2 or more)."""
+    groups = _isomorph_groups(table)
+    rel = [x for v in groups for x in np.abs(v - np.median(v)) / np.median(v) * 100]
     out = _summary(np.asarray(rel))
-    out["groups"] = sum(len(v) > 1 for v in groups.values())
+    out["groups"] = len(groups)
     return out
