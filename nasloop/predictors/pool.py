@@ -133,31 +133,50 @@ def _fit_in_worker(i: int, job: FitJob) -> bytes:
     return pickle.dumps(fit_one(job, progress), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-@contextlib.contextmanager
-def _noted_interrupts() -> Iterator[Callable[[], None]]:
-    """Yield a check that raises KeyboardInterrupt if Ctrl-C came since the last call.
+class _Interrupts:
+    """Ctrl-C, noted. ``check()`` raises KeyboardInterrupt if one came since the start;
+    inside ``deferred()`` a Ctrl-C is only noted, for ``check()`` to raise afterwards.
 
-    A Ctrl-C that lands inside a library's C callback (XGBoost's data iterator) is
-    printed as "Exception ignored" and lost; noting it here stops the fits after the
-    current one instead of letting them run to the end."""
-    noted = []
-    previous = (signal.getsignal(signal.SIGINT)
-                if threading.current_thread() is threading.main_thread() else None)
-    if previous is not signal.default_int_handler:  # a caller's own handler: leave it be
-        yield lambda: None
-        return
+    A KeyboardInterrupt raised inside a library's C callback (XGBoost's data iterator) is
+    printed as "Exception ignored" and lost, and unwinding there has corrupted the heap
+    (glibc abort, "corrupted size vs. prev_size", session 14). So the quick fits made in
+    this process run deferred: the Ctrl-C stops the fits when the quick one returns
+    (a second or two), and a GCN training here (Python code) still stops at once."""
 
-    def on_sigint(signum, frame):
-        noted.append(signum)
-        previous(signum, frame)
+    def __init__(self, previous: Callable | None):
+        self.previous, self.noted, self.defer = previous, [], 0
 
-    def check() -> None:
-        if noted:
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        self.noted.append(signum)
+        if not self.defer:
+            self.previous(signum, frame)
+
+    def check(self) -> None:
+        if self.noted:
             raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_sigint)
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.defer += 1
+        try:
+            yield
+        finally:
+            self.defer -= 1
+
+
+@contextlib.contextmanager
+def _noted_interrupts() -> Iterator[_Interrupts]:
+    """Ctrl-C noted while fitting (:class:`_Interrupts`); a caller's own SIGINT handler,
+    or a thread other than the main one, is left alone (``check`` then never raises)."""
+    previous = (signal.getsignal(signal.SIGINT)
+                if threading.current_thread() is threading.main_thread() else None)
+    guard = _Interrupts(previous)
+    if previous is not signal.default_int_handler:
+        yield guard
+        return
+    signal.signal(signal.SIGINT, guard.on_sigint)
     try:
-        yield check
+        yield guard
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -168,22 +187,23 @@ def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = Non
     at least two slow jobs (iterative backends), the slow ones run in that many forked
     processes, the first first (put the longest first), while the quick ones fit here.
     Same results either way."""
-    def here(i: int) -> FitDone:
-        d = fit_one(jobs[i], None if progress is None else
-                    (lambda e, n, info: progress(i, e, n)))
-        if progress is not None:
-            progress(i, 1, 1)
-        return d
+    with _noted_interrupts() as guard:
+        def here(i: int) -> FitDone:
+            with contextlib.nullcontext() if _slow(jobs[i]) else guard.deferred():
+                d = fit_one(jobs[i], None if progress is None else
+                            (lambda e, n, info: progress(i, e, n)))
+            if progress is not None:
+                progress(i, 1, 1)
+            return d
 
-    with _noted_interrupts() as check:
         away = [i for i, j in enumerate(jobs) if _slow(j) and _portable(j)]
         if not side_by_side(workers) or len(away) < 2:
             done = []
             for i in range(len(jobs)):
                 done.append(here(i))
-                check()
+                guard.check()
             return done
-        return _fit_away(jobs, away, workers, here, check, progress)
+        return _fit_away(jobs, away, workers, here, guard.check, progress)
 
 
 def _fit_away(jobs: list[FitJob], away: list[int], workers: int,
