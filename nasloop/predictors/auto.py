@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,63 @@ def geometric_blend(preds: list[np.ndarray], weights: list[float],
 
 class _Failed(Exception):
     """A candidate's fit failed where it ran (its message is the recorded reason)."""
+
+
+Cells = tuple[list[Arch], np.ndarray]
+
+
+@dataclass
+class _Draw:
+    """The cells of one ``auto`` fit: the choice's training cells ``x, y``, the cells it
+    is scored on ``vx, vy``, an iterative candidate's ``(train, stop)`` slices ``early``,
+    every labelled cell ``all_x, all_y`` and the refit's slices ``refit_early`` (None when
+    the choice is out of fold, ``cv``, on few cells)."""
+
+    x: list[Arch]
+    y: np.ndarray
+    vx: list[Arch]
+    vy: np.ndarray
+    early: tuple[Cells, Cells]
+    all_x: list[Arch]
+    all_y: np.ndarray
+    refit_early: tuple[Cells, Cells] | None
+    cv: bool
+    rng: np.random.Generator
+
+
+@dataclass
+class _Fits:
+    """What the choice produced: each candidate's record (``tried``), the fitted ones and
+    their validation predictions, and refits started beside the choice (or why not)."""
+
+    tried: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fitted: dict[str, Predictor] = field(default_factory=dict)
+    val_pred: dict[str, np.ndarray] = field(default_factory=dict)
+    refit: dict[str, Predictor] = field(default_factory=dict)
+    refit_failed: dict[str, str] = field(default_factory=dict)
+
+
+class _JobBar:
+    """Several fits running side by side as one stretch of a progress bar: job ``i`` at
+    epoch ``e`` of ``n`` fills its share of ``span`` units after ``start``; the label
+    names the jobs still running."""
+
+    def __init__(self, progress: Callable | None, names: list[str], start: int, span: int,
+                 units: int):
+        self.progress, self.names = progress, names
+        self.start, self.span, self.units = start, span, units
+        self.frac = [0.0] * len(names)
+
+    @property
+    def on_job(self) -> Callable[[int, int, int], None] | None:
+        return None if self.progress is None else self._update
+
+    def _update(self, i: int, e: int, n: int) -> None:
+        self.frac[i] = e / max(n, 1)
+        running = [self.names[j] for j, f in enumerate(self.frac) if 0 < f < 1]
+        share = sum(self.frac) / max(len(self.names), 1)
+        self.progress(self.start + int(self.span * share), self.units,
+                      {"candidate": ", ".join(running) or self.names[i]})
 
 
 def _hold_out(x: list[Arch], y: np.ndarray, fraction: float, rng: np.random.Generator
@@ -207,39 +265,6 @@ class AutoPredictor(Predictor):
                         "val_acc_5": m["acc_5"], "val_acc_10": m["acc_10"],
                         "fit_seconds": seconds}
 
-    def _choose_cv(self, x, y, inner, stop, made, rng, tried, fitted, val_pred, progress,
-                   units) -> None:
-        """Few cells: score every candidate out of fold on every cell, then fit it on them
-        all (in this process, one after another: small fits)."""
-        specs = self._specs()
-        for i, label in enumerate(specs):
-            p = made[label]
-            t0 = time.perf_counter()
-            sub = None if progress is None else (
-                lambda e, n, info, i=i, label=label: progress(
-                    i * 1000 + e * 1000 // max(n, 1), units, {**info, "candidate": label}))
-            try:  # each fold's copy early-stops on a slice of its cells, as below
-                pv = cross_val_predict(
-                    p, x, y, folds=CV_FOLDS, rng=rng,
-                    fit=lambda c, kx, ky: _fit_member(
-                        c, kx, ky, lambda: _hold_out(kx, ky, self.holdout, rng), None),
-                    on_fold=None if sub is None else
-                    lambda f, k, sub=sub: sub(f, k + 1, {"fold": f + 1}))
-                if sub is not None:  # the final fit on every cell: the last of CV_FOLDS + 1
-                    folds_sub = sub
-                    sub = lambda e, n, info: folds_sub(  # noqa: E731
-                        CV_FOLDS * max(n, 1) + e, (CV_FOLDS + 1) * max(n, 1), info)
-                _fit_member(p, x, y, lambda: (inner, stop), sub)
-            except (ConfigError, KeyboardInterrupt):
-                raise
-            except Exception as e:  # a failing candidate is recorded, not fatal
-                tried[label] = {"backend": specs[label][0], "failed": f"{type(e).__name__}: {e}"}
-                continue
-            fitted[label], val_pred[label] = p, pv
-            self._record(tried, label, specs, np.asarray(y), pv, p, time.perf_counter() - t0)
-            if progress is not None:
-                progress((i + 1) * 1000, units, {"candidate": label})
-
     def _choose_blend(self, fitted: dict, val_pred: dict, vy: np.ndarray, tried: dict
                       ) -> tuple[list[str], list[float], float, dict | None]:
         """``(members, weights, validation loss, blend_check)``: the best candidate alone,
@@ -269,12 +294,11 @@ class AutoPredictor(Predictor):
                     loss = blend_check["val_log_loss"]
         return members, weights, loss, blend_check
 
-    def _fit(self, x, y, val, progress) -> None:
+    def _draw(self, x: list[Arch], y: np.ndarray, val) -> _Draw:
+        """Every seeded split of the cells, drawn once and in this order (``workers=1``
+        and ``workers=N`` then see the same cells)."""
         rng = np.random.default_rng([int(self.seed), 11])
         labelled = len(x) + (len(val[0]) if val is not None else 0)
-        #: the blend's floor, from every labelled latency
-        self.floor_ = FLOOR_SHARE * float(min(np.min(y), np.min(val[1]) if val is not None
-                                              else np.inf))
         # few cells: a tenth of them is too few to choose by (one cell of ten), so every
         # labelled cell is scored out of fold instead, and the choice is fitted on them all
         cv = labelled < int(self.cv_below) and labelled >= 2 * CV_FOLDS
@@ -287,121 +311,160 @@ class AutoPredictor(Predictor):
                 (x, y), val = _hold_out(x, y, self.holdout, rng)
             vx, vy = val
         # iterative backends early-stop on a slice of the training cells, never on vx
-        inner, stop = _hold_out(x, y, self.holdout, rng)
+        early = _hold_out(x, y, self.holdout, rng)
         all_x, all_y = (list(x), y) if cv else (list(x) + list(vx), np.concatenate([y, vy]))
         # the refit's fresh tenth is drawn now, so a refit can start before the choice
-        refit_rest, refit_stop = (None, None) if cv else _hold_out(all_x, all_y,
-                                                                   self.holdout, rng)
-        tried: dict[str, dict[str, Any]] = {}
-        fitted: dict[str, Predictor] = {}
-        val_pred: dict[str, np.ndarray] = {}
-        refit: dict[str, Predictor] = {}
+        refit_early = None if cv else _hold_out(all_x, all_y, self.holdout, rng)
+        return _Draw(list(x), np.asarray(y), list(vx), np.asarray(vy), early, all_x,
+                     np.asarray(all_y), refit_early, cv, rng)
+
+    def _job(self, made: dict, label: str, cells: tuple, early: tuple) -> FitJob:
+        """A fit of ``label`` on ``cells``, or (iterative) on ``early``'s ``(train, stop)``
+        cells: :func:`_fit_cells`."""
+        p = made[label]
+        return FitJob(type(p), p.get_params(), *_fit_cells(p, *cells, lambda: early))
+
+    def _score(self, fits: _Fits, label: str, p: Predictor | None, error: str | None,
+               vx: list[Arch], vy: np.ndarray, seconds: float,
+               pred: np.ndarray | None = None) -> None:
+        """Score a fitted candidate on the validation cells (or by ``pred``, its
+        predictions of them made out of fold) into ``fits``; a candidate whose fit or
+        prediction failed is recorded with why, not fatal."""
         specs = self._specs()
-        made = {label: self._make(label) for label in specs}
-        workers = default_workers() if self.workers is None else int(self.workers)
-        refit_failed: dict[str, str] = {}
+        try:
+            if p is None:
+                raise _Failed(error)
+            pv = p.predict(vx) if pred is None else pred
+        except (ConfigError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            why = str(e) if isinstance(e, _Failed) else f"{type(e).__name__}: {e}"
+            fits.tried[label] = {"backend": specs[label][0], "failed": why}
+            return
+        fits.fitted[label], fits.val_pred[label] = p, pv
+        self._record(fits.tried, label, specs, vy, pv, p, seconds)
 
-        def job(label: str, cells, early) -> FitJob:
-            """A fit of ``label`` on ``cells``, or (iterative) on ``early``'s
-            ``(train, stop)`` cells: :func:`_fit_cells`."""
+    def _choose_cv(self, d: _Draw, made: dict, fits: _Fits, progress, units: int) -> None:
+        """Few cells: score every candidate out of fold on every cell, then fit it on them
+        all (in this process, one after another: small fits)."""
+        for i, label in enumerate(self._specs()):
             p = made[label]
-            return FitJob(type(p), p.get_params(), *_fit_cells(p, *cells, lambda: early))
+            t0 = time.perf_counter()
+            sub = None if progress is None else (
+                lambda e, n, info, i=i, label=label: progress(
+                    i * 1000 + e * 1000 // max(n, 1), units, {**info, "candidate": label}))
+            pv, error = None, None
+            try:  # each fold's copy early-stops on a slice of its cells, as below
+                pv = cross_val_predict(
+                    p, d.x, d.y, folds=CV_FOLDS, rng=d.rng,
+                    fit=lambda c, kx, ky: _fit_member(
+                        c, kx, ky, lambda: _hold_out(kx, ky, self.holdout, d.rng), None),
+                    on_fold=None if sub is None else
+                    lambda f, k, sub=sub: sub(f, k + 1, {"fold": f + 1}))
+                if sub is not None:  # the final fit on every cell: the last of CV_FOLDS + 1
+                    folds_sub = sub
+                    sub = lambda e, n, info: folds_sub(  # noqa: E731
+                        CV_FOLDS * max(n, 1) + e, (CV_FOLDS + 1) * max(n, 1), info)
+                _fit_member(p, d.x, d.y, lambda: d.early, sub)
+            except (ConfigError, KeyboardInterrupt):
+                raise
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"
+            # scored on its out-of-fold predictions of every cell, not on a new predict
+            self._score(fits, label, None if error else p, error, d.vx, d.vy,
+                        time.perf_counter() - t0, pred=pv)
+            if progress is not None:
+                progress((i + 1) * 1000, units, {"candidate": label})
 
-        if cv:
-            units = (len(specs) + int(bool(self.refit))) * 1000
-            self._choose_cv(x, y, inner, stop, made, rng, tried, fitted, val_pred, progress,
-                            units)
-        else:
-            # a stochastic iterative candidate (a GCN) is refitted if chosen; with more
-            # than one worker that refit starts now, beside the choice, and is dropped if
-            # the candidate is not chosen: the two longest fits then run at once
-            ahead = [label for label in specs if side_by_side(workers) and self.refit
-                     and not self.refit_all and made[label].tags.get("iterative")
-                     and made[label].tags.get("stochastic")]
-            slow = [label for label in specs if made[label].tags.get("iterative")]
-            order = ([(label, "choice") for label in slow] + [(label, "refit") for label in ahead])
-            order.sort(key=lambda lk: slow.index(lk[0]))  # a GCN's choice, then its refit
-            order += [(label, "choice") for label in specs if label not in slow]
-            jobs = [job(label, (x, y), (inner, stop)) if kind == "choice" else
-                    job(label, (all_x, all_y), (refit_rest, refit_stop))
-                    for label, kind in order]
-            units = (len(jobs) + int(bool(self.refit))) * 1000  # later refits: the last unit
-            frac = [0.0] * len(jobs)
+    def _choose_side_by_side(self, d: _Draw, made: dict, workers: int, fits: _Fits,
+                             progress) -> int:
+        """Fit every candidate (``workers`` at a time) and score it on the validation
+        cells; a stochastic iterative candidate's refit starts beside its choice and is
+        kept in ``fits.refit`` (dropped later if not chosen). Returns the progress units."""
+        specs = self._specs()
+        # a stochastic iterative candidate (a GCN) is refitted if chosen; with more
+        # than one worker that refit starts now, beside the choice, and is dropped if
+        # the candidate is not chosen: the two longest fits then run at once
+        ahead = [label for label in specs if side_by_side(workers) and self.refit
+                 and not self.refit_all and made[label].tags.get("iterative")
+                 and made[label].tags.get("stochastic")]
+        slow = [label for label in specs if made[label].tags.get("iterative")]
+        order = [(label, "choice") for label in slow] + [(label, "refit") for label in ahead]
+        order.sort(key=lambda lk: slow.index(lk[0]))  # a GCN's choice, then its refit
+        order += [(label, "choice") for label in specs if label not in slow]
+        jobs = [self._job(made, label, (d.x, d.y), d.early) if kind == "choice" else
+                self._job(made, label, (d.all_x, d.all_y), d.refit_early)
+                for label, kind in order]
+        units = (len(jobs) + int(bool(self.refit))) * 1000  # later refits: the last unit
+        bar = _JobBar(progress, [label if kind == "choice" else f"{label} (refit)"
+                                 for label, kind in order], 0, 1000 * len(jobs), units)
+        done = dict(zip(order, fit_all(jobs, workers, bar.on_job)))
+        for label in specs:  # recorded in the candidates' order, as one by one
+            c = done[(label, "choice")]
+            self._score(fits, label, c.predictor, c.error, d.vx, d.vy, c.seconds)
+        for label in ahead:
+            r = done[(label, "refit")]
+            if r.predictor is None:
+                fits.refit_failed[label] = r.error
+            else:
+                fits.refit[label] = r.predictor
+        return units
 
-            def name(i: int) -> str:
-                label, kind = order[i]
-                return label if kind == "choice" else f"{label} (refit)"
-
-            def on_job(i: int, e: int, n: int) -> None:
-                frac[i] = e / max(n, 1)
-                running = [name(j) for j, f in enumerate(frac) if 0 < f < 1]
-                progress(int(1000 * sum(frac)), units,
-                         {"candidate": ", ".join(running) or name(i)})
-
-            done = dict(zip(order, fit_all(jobs, workers,
-                                           None if progress is None else on_job)))
-            for label in specs:  # recorded in the candidates' order, as one by one
-                d = done[(label, "choice")]
-                try:
-                    if d.predictor is None:
-                        raise _Failed(d.error)
-                    pv = d.predictor.predict(vx)
-                except (ConfigError, KeyboardInterrupt):
-                    raise
-                except Exception as e:  # a failing candidate is recorded, not fatal
-                    why = str(e) if isinstance(e, _Failed) else f"{type(e).__name__}: {e}"
-                    tried[label] = {"backend": specs[label][0], "failed": why}
-                    continue
-                fitted[label], val_pred[label] = d.predictor, pv
-                self._record(tried, label, specs, vy, pv, d.predictor, d.seconds)
-            for label in ahead:
-                d = done[(label, "refit")]
-                if d.predictor is None:
-                    refit_failed[label] = d.error
-                else:
-                    refit[label] = d.predictor
-        if not fitted:
-            raise DataError("auto: every candidate failed to fit: "
-                            + "; ".join(f"{k}: {v['failed']}" for k, v in tried.items()))
-        members, weights, loss, blend_check = self._choose_blend(fitted, val_pred, vy, tried)
-        # the choice is made: every member is refitted on training + validation cells
-        # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
-        # iterative member early-stops on a fresh slice of them, as in the choice. A
-        # refit started beside the choice is kept for a member, dropped otherwise
-        refit = {m: refit[m] for m in members if m in refit}
+    def _refit_chosen(self, d: _Draw, made: dict, members: list[str], workers: int,
+                      fits: _Fits, progress, units: int) -> dict[str, Predictor]:
+        """Each chosen member refitted on training + validation cells (a refit started
+        beside the choice is used as it is); returns member -> refitted predictor."""
+        refit = {m: fits.refit[m] for m in members if m in fits.refit}
         for label in members:
-            if label in refit_failed:  # keep the member as chosen; say why
-                tried[label]["refit_failed"] = refit_failed[label]
-        later = [m for m in members if self.refit and not cv  # cv: fitted on every cell
-                 and m not in refit and m not in refit_failed]
+            if label in fits.refit_failed:  # keep the member as chosen; say why
+                fits.tried[label]["refit_failed"] = fits.refit_failed[label]
+        later = [m for m in members if self.refit and not d.cv  # cv: fitted on every cell
+                 and m not in refit and m not in fits.refit_failed]
         jobs = []
         for label in later:
-            replay = getattr(fitted[label], "schedule_", None) if self.refit_all else None
+            replay = getattr(fits.fitted[label], "schedule_", None) if self.refit_all else None
             if replay is not None:  # every labelled cell, the choice's schedule replayed
                 p = made[label]
                 jobs.append(FitJob(type(p), {**p.get_params(), "schedule": dict(replay)},
-                                   all_x, all_y))
+                                   d.all_x, d.all_y))
             else:
-                jobs.append(job(label, (all_x, all_y), (refit_rest, refit_stop)))
-        frac = [0.0] * len(jobs)
-
-        def on_refit(i: int, e: int, n: int) -> None:
-            frac[i] = e / max(n, 1)
-            progress(units - 1000 + int(1000 * sum(frac) / len(jobs)), units,
-                     {"candidate": f"{later[i]} (refit)"})
-
-        for label, d in zip(later, fit_all(jobs, workers, None if progress is None
-                                           else on_refit)):
-            if d.predictor is None:
-                tried[label]["refit_failed"] = d.error
+                jobs.append(self._job(made, label, (d.all_x, d.all_y), d.refit_early))
+        bar = _JobBar(progress, [f"{m} (refit)" for m in later], units - 1000, 1000, units)
+        for label, r in zip(later, fit_all(jobs, workers, bar.on_job)):
+            if r.predictor is None:
+                fits.tried[label]["refit_failed"] = r.error
             else:
-                refit[label] = d.predictor
+                refit[label] = r.predictor
         if progress is not None and self.refit:
             progress(units, units, {"candidate": "refit"})
+        return refit
+
+    def _fit(self, x, y, val, progress) -> None:
+        d = self._draw(x, y, val)
+        #: the blend's floor, from every labelled latency
+        self.floor_ = FLOOR_SHARE * float(np.min(d.all_y))
+        fits = _Fits()
+        made = {label: self._make(label) for label in self._specs()}
+        workers = default_workers() if self.workers is None else int(self.workers)
+        if d.cv:
+            units = (len(made) + int(bool(self.refit))) * 1000
+            self._choose_cv(d, made, fits, progress, units)
+        else:
+            units = self._choose_side_by_side(d, made, workers, fits, progress)
+        if not fits.fitted:
+            raise DataError("auto: every candidate failed to fit: "
+                            + "; ".join(f"{k}: {v['failed']}" for k, v in fits.tried.items()))
+        members, weights, loss, blend_check = self._choose_blend(
+            fits.fitted, fits.val_pred, d.vy, fits.tried)
+        # the choice is made: every member is refitted on training + validation cells
+        # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
+        # iterative member early-stops on a fresh slice of them, as in the choice
+        refit = self._refit_chosen(d, made, members, workers, fits, progress, units)
+        fitted, tried = fits.fitted, fits.tried
         #: the choice's predictions of the validation cells, made before they were fitted on:
         #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
-        self.held_out_ = (list(vx), np.asarray(vy, dtype=np.float64),
-                          geometric_blend([val_pred[m] for m in members], weights,
+        self.held_out_ = (list(d.vx), np.asarray(d.vy, dtype=np.float64),
+                          geometric_blend([fits.val_pred[m] for m in members], weights,
                                           self.floor_))
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
@@ -412,13 +475,13 @@ class AutoPredictor(Predictor):
         self.weights_ = dict(zip(members, weights))
         self.choice_ = {"chosen": members, "weights": weights, "val_log_loss": loss,
                         "criterion": (f"mean |log(pred/true)| out of fold ({CV_FOLDS}-fold) on "
-                                      "every cell" if cv else
+                                      "every cell" if d.cv else
                                       "mean |log(pred/true)| on the validation cells"),
-                        "val_cells": len(vx), "tried": tried,
+                        "val_cells": len(d.vx), "tried": tried,
                         "blend_shrink": BLEND_SHRINK if len(members) > 1 else None,
                         "blend_check": blend_check,
                         # cv: the members were fitted on every cell in the choice itself
-                        "refitted_on": len(all_x) if self.refit and (cv or refit) else None,
+                        "refitted_on": len(d.all_x) if self.refit and (d.cv or refit) else None,
                         "replayed": {m: refit[m].schedule for m in refit
                                      if getattr(refit[m], "schedule", None) is not None},
                         "paired": sorted(self.first_)}
