@@ -88,3 +88,45 @@ def test_both_network_forms_match_their_cost_formula_and_isomorphs_share_the_dep
     assert not dead.is_connected()
     out = CellNetwork(dead).eval()(torch.zeros(1, 3, 32, 32))  # no path: a zero cell, runs
     assert out.shape == (1, 10)
+
+
+def test_a_closed_dead_gate_is_the_pruned_graph_and_an_open_one_the_full_graph():
+    """``dead_gate``: with every gate shut, the same weights predict on the unpruned graph
+    what they predict on the pruned one (dead nodes send nothing), except in cells with no
+    input-output path (pruned: the global node alone; unpruned: input and output stay);
+    open, the full graph."""
+    from nasloop.predictors.gcn import GCNNet, normalise_adjacency
+    from nasloop.graph import encode_batch
+
+    rng = np.random.default_rng(0)
+    cells = [Arch.from_tuple(tuple(int(o) for o in rng.integers(0, 5, 6))) for _ in range(200)]
+    cells += [Arch((3, 0, 0, 2, 0, 0)), Arch((1, 1, 4, 0, 0, 3))]  # dead op nodes both
+    inputs = {}
+    for prune in (True, False):
+        adj, feat = encode_batch(cells, prune=prune)
+        inputs[prune] = (torch.from_numpy(normalise_adjacency(adj, "directed")),
+                         torch.from_numpy(np.ascontiguousarray(feat)))
+    dead = inputs[False][1][:, :, DEAD_COLUMN].sum(1) > 0
+    assert dead.sum() > 20  # the check below covers cells with dead op nodes
+    torch.manual_seed(0)
+    gated, plain = GCNNet(len(FEATURES), 32, 4, 0.0, dead_gate=True), GCNNet(len(FEATURES), 32, 4, 0.0)
+    plain.load_state_dict({k: v for k, v in gated.state_dict().items() if k != "gate"})
+    gated.eval(), plain.eval()
+    with torch.no_grad():
+        gated.gate.fill_(-1e4)  # sigmoid: exactly 0
+        path = inputs[True][1][:, INPUT_NODE].sum(1) > 0
+        assert (~path).sum() > 0
+        torch.testing.assert_close(gated(*inputs[False])[path], plain(*inputs[True])[path])
+        gated.gate.fill_(1e4)  # exactly 1
+        torch.testing.assert_close(gated(*inputs[False]), plain(*inputs[False]))
+        gated.gate.fill_(0.0)  # half open: differs exactly where a cell has dead nodes
+        diff = (gated(*inputs[False]) - plain(*inputs[False])).abs() > 1e-6
+    assert torch.equal(diff, dead)
+
+
+def test_dead_gate_needs_the_unpruned_graph():
+    from nasloop.errors import ConfigError
+    from nasloop.predictors import create_predictor
+
+    with pytest.raises(ConfigError, match="dead_gate must be false unless prune_dead is false"):
+        create_predictor("gcn_plus", dead_gate=True)._validate_params()

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..data.safe_load import load_torch
 from ..errors import ConfigError
-from ..graph import FEATURES, GLOBAL_NODE, encode_batch
+from ..graph import DEAD_COLUMN, FEATURES, GLOBAL_NODE, encode_batch
 from ..space import NUM_CELLS, Arch, arch_index
 from .base import Predictor, _num, _whole, load_json_state, save_json_state
 from .linear import LinearPredictor
@@ -44,24 +44,42 @@ class GCNNet(nn.Module):
     A layer is Kipf's graph convolution ``M (H W) + b`` followed by LayerNorm, ReLU and
     dropout. Only the global node is read out, so the last layer aggregates that one row
     first (``(M_g H) W + b``, the same value at a ninth of the cost).
+
+    ``dead_gate``: the messages a dead op node (feature ``dead``) sends to other nodes
+    are scaled by a learned ``sigmoid(g_layer)``. A node after LayerNorm cannot send
+    zeros, so without the gate a network cannot learn to ignore dead ops; with it, a gate
+    near 0 is the pruned graph (the BRP-NAS tables; but for cells with no input-output
+    path, whose input and output nodes stay) and near 1 the full one (devices that pay
+    for dead ops), learned from the device's cells.
     """
 
-    def __init__(self, in_features: int, hidden: int, layers: int, dropout: float):
+    def __init__(self, in_features: int, hidden: int, layers: int, dropout: float,
+                 dead_gate: bool = False):
         super().__init__()
         dims = [in_features] + [hidden] * layers
         self.weights = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, 1)
+        self.gate = nn.Parameter(torch.zeros(layers)) if dead_gate else None
+
+    def _gated(self, adj: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's message matrix, dead nodes' messages to others scaled by its gate."""
+        n = adj.shape[-1]
+        dead = x[:, :, DEAD_COLUMN].unsqueeze(1) * (1 - torch.eye(n, dtype=adj.dtype))
+        sent = adj * dead  # the part of M that dead nodes send to other nodes
+        return [adj - (1 - torch.sigmoid(g)) * sent for g in self.gate]
 
     def forward(self, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         h = x
         last = len(self.weights) - 1
+        mats = [adj] * (last + 1) if self.gate is None else self._gated(adj, x)
         for i, (lin, norm) in enumerate(zip(self.weights, self.norms)):
+            m = mats[i]
             if i == last:
-                h = lin(adj[:, GLOBAL_NODE:GLOBAL_NODE + 1] @ h)
+                h = lin(m[:, GLOBAL_NODE:GLOBAL_NODE + 1] @ h)
             else:
-                h = adj @ (h @ lin.weight.T) + lin.bias
+                h = m @ (h @ lin.weight.T) + lin.bias
             h = self.drop(torch.relu(norm(h)))
         return self.head(h[:, 0] if h.shape[1] == 1 else h[:, GLOBAL_NODE]).squeeze(-1)
 
@@ -148,9 +166,9 @@ class GCNPredictor(Predictor):
                  lr: float = 4e-4, weight_decay: float = 5e-4, batch_size: int = 1,
                  epochs: int = 250, patience: int = 35, lr_patience: int = 10,
                  lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
-                 target: str = "scaled", prune_dead: bool = True, base: str | None = None,
-                 ensemble: int = 1, ema: float = 0.0, schedule: dict | None = None,
-                 seed: int = 0, threads: int | None = None):
+                 target: str = "scaled", prune_dead: bool = True, dead_gate: bool = False,
+                 base: str | None = None, ensemble: int = 1, ema: float = 0.0,
+                 schedule: dict | None = None, seed: int = 0, threads: int | None = None):
         self.hidden = hidden
         self.layers = layers
         self.dropout = dropout
@@ -165,6 +183,7 @@ class GCNPredictor(Predictor):
         self.features = features
         self.target = target
         self.prune_dead = prune_dead
+        self.dead_gate = dead_gate
         self.base = base
         self.ensemble = ensemble
         self.ema = ema
@@ -181,6 +200,9 @@ class GCNPredictor(Predictor):
             ("target", self.target in ("scaled", "log"), "'scaled' or 'log'"),
             ("base", self.base in (None, "linear"), "null or 'linear'"),
             ("base", self.base is None or self.target == "log", "null unless target is 'log'"),
+            ("dead_gate", isinstance(self.dead_gate, (bool, np.bool_)), "true or false"),
+            ("dead_gate", not (self.dead_gate and self.prune_dead),
+             "false unless prune_dead is false (pruned graphs have no dead nodes)"),
             ("hidden", _whole(self.hidden, 1), whole), ("layers", _whole(self.layers, 1), whole),
             ("batch_size", _whole(self.batch_size, 1), whole),
             ("epochs", _whole(self.epochs, 1), whole), ("ensemble", _whole(self.ensemble, 1), whole),
@@ -238,7 +260,8 @@ class GCNPredictor(Predictor):
         return t * self.scale_
 
     def _net(self) -> GCNNet:
-        return GCNNet(len(FEATURES), int(self.hidden), int(self.layers), float(self.dropout))
+        return GCNNet(len(FEATURES), int(self.hidden), int(self.layers), float(self.dropout),
+                      dead_gate=bool(self.dead_gate))
 
     # ----- fit / predict ------------------------------------------------------------
     def _fit(self, x, y, val, progress) -> None:
@@ -393,12 +416,13 @@ class GCNPlusPredictor(GCNPredictor):
                  lr: float = 1e-3, weight_decay: float = 5e-4, batch_size: int = 4,
                  epochs: int = 400, patience: int = 25, lr_patience: int = 8,
                  lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
-                 target: str = "log", prune_dead: bool = True, base: str | None = None,
-                 ensemble: int = 1, ema: float = 5.0, schedule: dict | None = None,
-                 seed: int = 0, threads: int | None = 1):
+                 target: str = "log", prune_dead: bool = True, dead_gate: bool = False,
+                 base: str | None = None, ensemble: int = 1, ema: float = 5.0,
+                 schedule: dict | None = None, seed: int = 0, threads: int | None = 1):
         super().__init__(hidden=hidden, layers=layers, dropout=dropout, lr=lr,
                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
                          patience=patience, lr_patience=lr_patience, lr_factor=lr_factor,
                          adjacency=adjacency, features=features, target=target,
-                         prune_dead=prune_dead, base=base, ensemble=ensemble, ema=ema,
+                         prune_dead=prune_dead, dead_gate=dead_gate, base=base,
+                         ensemble=ensemble, ema=ema,
                          schedule=schedule, seed=seed, threads=threads)
