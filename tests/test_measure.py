@@ -31,6 +31,37 @@ def test_measure_resumes_after_interruption(tmp_path):
     assert len(table) == 6 and all(v > 0 for v in table.lookup(cells))
 
 
+def test_a_resume_drops_a_row_cut_by_an_interrupted_write(tmp_path):
+    """A kill mid-write leaves a row without its line end: the resume cuts it (with a
+    warning) and measures that cell again, instead of gluing the next row onto it."""
+    cells = [a for a in all_archs() if a.is_connected()][:3]
+    out = tmp_path / "m.csv"
+    quick = TimingProtocol(rounds=1, warmup=0, repeats=1, block=3)
+    assert measure_to_csv(cells[:2], out, protocol=quick) == 2
+    text = out.read_text()
+    out.write_text(text[:-25])  # the second row cut short
+    with pytest.warns(UserWarning, match="dropped a partial last row"):
+        assert measure_to_csv(cells, out, protocol=quick) == 2  # the cut cell and the new one
+    rows = list(csv.DictReader(open(out)))
+    assert [r["arch"] for r in rows] == [str(a) for a in cells]
+    assert len(load_device(str(out))) == 3
+
+
+def test_rows_without_a_sidecar_are_not_appended_to(tmp_path):
+    """A CSV whose protocol is unknown (no sidecar) would mix protocols: refused."""
+    from nasloop.errors import ConfigError
+
+    cells = [a for a in all_archs() if a.is_connected()][:2]
+    out = tmp_path / "m.csv"
+    quick = TimingProtocol(rounds=1, warmup=0, repeats=1)
+    measure_to_csv(cells[:1], out, protocol=quick)
+    (tmp_path / "m.json").unlink()
+    before = out.read_text()
+    with pytest.raises(ConfigError, match="no m.json recording how they were measured"):
+        measure_to_csv(cells, out, protocol=quick)
+    assert out.read_text() == before and not (tmp_path / "m.json").exists()
+
+
 def test_synflow_prefers_bigger_networks():
     big, small = Arch((3,) * 6), Arch((1, 1, 1, 1, 1, 1))
     assert np.isfinite(synflow(big)) and synflow(big) > synflow(small)

@@ -8,6 +8,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -325,6 +326,26 @@ def _can_create_in(folder: Path) -> bool:
         return False
 
 
+def _drop_partial_row(path: Path) -> None:
+    """Cut a last row that an interrupted write left without its line end (appending
+    would glue the next row onto it), with a warning naming it."""
+    if not path.is_file() or not path.stat().st_size:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        data = f.seek(0) or f.read()
+        keep = data.rfind(b"\n") + 1
+        if keep == 0:  # the header itself is cut: nothing measured to keep
+            raise DataError(f"{path} holds only a partial header line; move it away or pick "
+                            "another --out")
+        f.truncate(keep)
+    warnings.warn(f"{path}: dropped a partial last row (an interrupted write): "
+                  f"{data[keep:].decode(errors='replace')[:60]!r}; that cell is measured again",
+                  stacklevel=3)
+
+
 def already_measured(path: Path) -> set[str]:
     if not path.is_file():
         return set()
@@ -355,6 +376,11 @@ def measure_to_csv(archs: Sequence[Arch], out: str | Path, device: str = "cpu", 
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot create its folder ({e.strerror or e}); "
                           "choose another --out") from None
+    if out.is_file() and out.stat().st_size and not side.exists():
+        # rows without a sidecar were measured some unknown way: appending would mix them
+        raise ConfigError(f"--out {out} has rows but no {side.name} recording how they were "
+                          "measured, so new rows could not be told apart; pick another --out")
+    _drop_partial_row(out)
     done = already_measured(out)
     todo = [a for a in archs if str(a) not in done]
     if not side.exists():
