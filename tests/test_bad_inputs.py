@@ -450,6 +450,13 @@ def _misc() -> Iterator[Bad]:
     for value in ("NaN", "Infinity", "-inf", "true", "1e999"):
         yield bad(f"fit-set-ridge-{value}", (*FIT, "--set", f"ridge={value}"), "ridge",
                   value if value != "true" else "True")
+    # a flag or a number given as a word is refused, not read as true (session 14)
+    for predictor, setting in (("gcn", "prune_dead=False"), ("gcn_plus", "dead_gate=maybe"),
+                               ("layerwise", "calibrate=False"), ("layerwise", "repeats=abc"),
+                               ("layerwise", "threads=abc")):
+        key, value = setting.split("=")
+        fit = tuple(predictor if a == "linear" else a for a in FIT)
+        yield bad(f"fit-set-{predictor}-{key}-{value}", (*fit, "--set", setting), key, value)
     # the live mode checks its oracle before timing any cell (no cell is timed here)
     live = ("search", "--device", "cpu", "--budget", "5ms", "--cache-dir", "live_cache")
     yield bad("live-oracle-unknown", (*live, "--oracle", "nope"), "nope")

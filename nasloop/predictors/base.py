@@ -212,6 +212,12 @@ def _whole(v: object, lo: int) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= lo
 
 
+def _flag(v: object) -> bool:
+    """``v`` is true or false (``--set x=False`` arrives as the string 'False', which is
+    truthy: refused, not read as true)."""
+    return isinstance(v, (bool, np.bool_))
+
+
 def _num(v: object) -> float:
     """``v`` as a float, NaN (which fails every comparison) when it is not a number."""
     ok = isinstance(v, (int, float, np.number)) and not isinstance(v, bool)

@@ -33,7 +33,7 @@ from ..data.safe_load import load_torch
 from ..errors import ConfigError
 from ..graph import DEAD_COLUMN, FEATURES, GLOBAL_NODE, encode_batch
 from ..space import NUM_CELLS, Arch, arch_index
-from .base import Predictor, _num, _whole, load_json_state, save_json_state
+from .base import Predictor, _flag, _num, _whole, load_json_state, save_json_state
 from .linear import LinearPredictor
 from .registry import register_predictor
 
@@ -200,7 +200,8 @@ class GCNPredictor(Predictor):
             ("target", self.target in ("scaled", "log"), "'scaled' or 'log'"),
             ("base", self.base in (None, "linear"), "null or 'linear'"),
             ("base", self.base is None or self.target == "log", "null unless target is 'log'"),
-            ("dead_gate", isinstance(self.dead_gate, (bool, np.bool_)), "true or false"),
+            ("prune_dead", _flag(self.prune_dead), "true or false"),
+            ("dead_gate", _flag(self.dead_gate), "true or false"),
             ("dead_gate", not (self.dead_gate and self.prune_dead),
              "false unless prune_dead is false (pruned graphs have no dead nodes)"),
             ("hidden", _whole(self.hidden, 1), whole), ("layers", _whole(self.layers, 1), whole),

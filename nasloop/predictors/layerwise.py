@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..space import Arch
-from .base import Predictor, load_json_state, save_json_state
+from .base import Predictor, _flag, _whole, load_json_state, save_json_state
 from .features import LAYER_OPS, stage_op_counts
 from .registry import register_predictor
 
@@ -42,6 +42,13 @@ class LayerwisePredictor(Predictor):
     def _validate_params(self) -> None:
         if self.profile not in (None, "cpu", "cuda"):
             raise ConfigError(f"profile must be None, 'cpu' or 'cuda', got {self.profile!r}")
+        checks = [("repeats", _whole(self.repeats, 1), "a whole number >= 1"),
+                  ("threads", self.threads is None or _whole(self.threads, 1),
+                   "null or a whole number >= 1"),
+                  ("calibrate", _flag(self.calibrate), "true or false")]
+        for key, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"layerwise: {key} must be {rule}, got {getattr(self, key)!r}")
 
     def _fit(self, x, y, val, progress) -> None:
         if self.profile is None:
