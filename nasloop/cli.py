@@ -270,6 +270,24 @@ def check_out_folder(path: str | None, force: bool, *, replaces: bool = True) ->
                                  param_hint="--out")
 
 
+def check_out_file(path: str, option: str = "--out") -> None:
+    """Refuse an output file that cannot be written, before the work that fills it."""
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise click.BadParameter(f"{path} is a folder; give the path of a file", param_hint=option)
+    folder = p.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"cannot create {path}: {folder} is a file, not a folder",
+                                 param_hint=option)
+    if not can_create_in(folder) or (p.exists() and not os.access(p, os.W_OK)):
+        raise click.BadParameter(f"cannot write {path}: {folder} is not writable",
+                                 param_hint=option)
+
+
 @main.command("fit-predictor")
 @device_options
 @click.option("--predictor", "-p", default="auto", show_default=True,
@@ -464,6 +482,8 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
 @click.option("--device", "-d", "devices_", required=True,
               help="Comma-separated device names or CSV paths.")
 @data_dir_option
+@click.option("--skip-bad-rows", is_flag=True,
+              help="For a device CSV: use the good rows and list the bad ones as warnings.")
 @click.option("--predictors", "-p", "names", default="auto,xgboost,linear,layerwise,flops",
               show_default=True, help="Comma-separated predictor names.")
 @click.option("--train", default=900, show_default=True, type=click.IntRange(1))
@@ -478,8 +498,8 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a hyperparameter of every predictor that has it.")
 @json_option
-def evaluate(devices_, data_dir, names, train, val, split_kind, seeds, split_seed, model_seed,
-             sets, as_json) -> None:
+def evaluate(devices_, data_dir, skip_bad_rows, names, train, val, split_kind, seeds,
+             split_seed, model_seed, sets, as_json) -> None:
     """Mean and std of test metrics per predictor and device over several seeds."""
     from .evaluation import Protocol, evaluate_predictors  # checks every name before a fit
 
@@ -500,7 +520,7 @@ def evaluate(devices_, data_dir, names, train, val, split_kind, seeds, split_see
         protocol = Protocol(train, val, split_kind, seq, (model_seed,))
     else:
         protocol = Protocol(train, val, split_kind, seq)
-    tables = [load_device_cli(d, data_dir, False) for d in devs]
+    tables = [load_device_cli(d, data_dir, skip_bad_rows) for d in devs]
     from .console import progress as make_progress
     with make_progress() as bar:
         results = evaluate_predictors(tables, preds, protocol, overrides=overrides, bar=bar)
@@ -567,7 +587,8 @@ class BudgetType(click.ParamType):
               help="'true', a saved predictor folder, or a predictor name (default: auto; "
                    "transfer with --device cpu|cuda).")
 @click.option("--train", default=None, type=click.IntRange(1),
-              help="Measured cells a predictor oracle is fitted on [default: 900 from a table; "
+              help="Measured cells a predictor oracle is fitted on [default: 900 from a table "
+                   "(a small table: all but a tenth, which validates); "
                    "with --device cpu|cuda: 20 for transfer, else 200, measured now].")
 @click.option("--config", default=None,
               help="Hyperparameter file for the oracle's predictor (a path or a name in configs/).")
@@ -763,7 +784,7 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         check_study(storage, study_name, study_settings(budget, table.name, oracle_label(oracle),
                                                         objective, mode, sampler))
         with make_progress(transient=True, disable=as_worker) as bar:
-            orc = get_oracle(oracle, table, train=train or 900, seed=seed, params=params,
+            orc = get_oracle(oracle, table, train=train, seed=seed, params=params,
                              cache_dir=cache_dir, use_cache=not no_cache,
                              progress=_EpochBar(bar, f"fit oracle {oracle}"))
             task = bar.add_task("search", total=trials, info="")
@@ -823,7 +844,7 @@ def _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, se
     check_study(cfg.storage, cfg.study_name,
                 study_settings(1.0, label, oracle_label(oracle), objective, mode, sampler))
     with make_progress(transient=True) as bar:
-        targets = [Target(t, b, get_oracle(oracle, t, train=train or 900, seed=seed,
+        targets = [Target(t, b, get_oracle(oracle, t, train=train, seed=seed,
                                            params=params, cache_dir=cache_dir,
                                            use_cache=not no_cache,
                                            progress=_EpochBar(bar, f"fit oracle {oracle} "
@@ -1010,6 +1031,7 @@ def pretrain(data_dir, exclude, rank, out_path, as_json) -> None:
 
     if not out_path.endswith(".npz"):
         raise click.BadParameter(f"{out_path}: give a path ending in .npz", param_hint="--out")
+    check_out_file(out_path)  # before minutes of pretraining, not after
     pre = run_pretrain(data_dir, exclude=exclude.split(","), rank=rank or DEFAULT_RANK,
                        log=lambda m: err.print(m, highlight=False))
     path = save_pretrained(pre, out_path)

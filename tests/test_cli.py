@@ -371,3 +371,30 @@ def test_measure_all_times_each_network_once(monkeypatch, tmp_path, network, n):
     classes = {int(reps[arch_index(c)]) for c in cells}
     assert len(classes) == (n if network == "deployable" else 6466)
     assert cells[:5] != sorted(cells[:5], key=arch_index)  # a shuffled order
+
+
+def test_pretrain_checks_its_out_path_before_pretraining(tmp_path, monkeypatch):
+    """An --out under a file is refused in one line before any table is read."""
+    import importlib
+
+    pretrain_mod = importlib.import_module("nasloop.transfer.pretrain")
+    monkeypatch.setattr(pretrain_mod, "pretrain", lambda *a, **k: pytest.fail("pretrained"))
+    (tmp_path / "afile").write_text("x")
+    res = CliRunner().invoke(main, ["pretrain", "--out", str(tmp_path / "afile" / "p.npz")])
+    assert res.exit_code == 2 and "is a file, not a folder" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_evaluate_skips_bad_rows_of_a_device_csv_when_asked(tmp_path):
+    from nasloop.space import arch_from_index
+
+    rows = "".join(f"{arch_from_index(i)},{1 + i / 100}\n" for i in range(40))
+    path = tmp_path / "board.csv"
+    path.write_text("arch,latency_ms\n" + rows + "not-an-arch,3\n")
+    args = ["evaluate", "-d", str(path), "-p", "linear", "--train", "20", "--val", "5",
+            "--seeds", "1", "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1 and "--skip-bad-rows" in res.output
+    res = CliRunner().invoke(main, [*args, "--skip-bad-rows"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)

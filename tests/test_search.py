@@ -291,3 +291,29 @@ def test_live_failure_names_fixes_that_live_mode_accepts(cpu):
     tab = run_search(table, 2.0, Optimist(table), acc, trials=10, seed=0, top=2,
                      validator=Slow(table))
     assert tab.failed and "--confidence" in tab.message
+
+
+def test_a_predictor_oracle_on_a_small_user_table_fits_on_what_it_has(tmp_path):
+    """A user's board with 49 measured cells: the oracle trains on all but a tenth by
+    default, --train N leaves the rest to validate, and too large a --train names the fix."""
+    from nasloop.data.tables import LatencyTable
+    from nasloop.search.oracles import oracle_split
+    from nasloop.space import arch_from_index
+
+    lat = np.full(NUM_CELLS, np.nan)
+    lat[:49] = np.linspace(1, 5, 49)
+    small = LatencyTable("board", "", "", lat)
+    assert oracle_split(small, None) == (45, 4)
+    assert oracle_split(small, 30) == (30, 19)
+    big = LatencyTable("big", "", "", np.linspace(1, 5, NUM_CELLS))
+    assert oracle_split(big, None) == (900, 100) and oracle_split(big, 200) == (200, 100)
+    with pytest.raises(ConfigError, match="--train 49: board has 49 measured cells.*--train 45"):
+        oracle_split(small, 49)
+    csv_path = tmp_path / "board.csv"
+    cells = [arch_from_index(i) for i in range(49)]
+    csv_path.write_text("arch,latency_ms\n" + "".join(f"{a},{v}\n" for a, v in zip(cells, lat[:49])))
+    res = CliRunner().invoke(main, ["search", "-d", str(csv_path), "-b", "4ms", "--oracle",
+                                    "linear", "--train", "30", "--trials", "3", "--json",
+                                    "--no-cache"])
+    assert "--val" not in res.output and res.exit_code in (0, 1), res.output
+    assert json.loads(res.stdout)["oracle"] == "linear"

@@ -200,11 +200,28 @@ def oracle_label(spec: str | None) -> str:
     return spec
 
 
-def get_oracle(spec: str | None, table: LatencyTable, *, train: int = 900, val: int = 100,
+def oracle_split(table: LatencyTable, train: int | None, val: int = 100) -> tuple[int, int]:
+    """``(train, val)`` cells for a predictor oracle on ``table``: ``train`` (default 900)
+    and ``val`` validation cells, fewer on a small table (a user's board): by default a
+    tenth of its cells (at least one) validates, the rest trains; the validation cells
+    are whatever ``train`` leaves, up to ``val``."""
+    n = len(table.cells())
+    hold = max(1, min(val, n // 10))
+    if train is None:
+        train = min(900, n - hold)
+    if train < 1 or train >= n:
+        raise ConfigError(f"--train {train}: {table.name} has {n} measured cells, and a "
+                          f"predictor oracle keeps some to validate on; give --train "
+                          f"{max(1, n - hold)} or fewer, or --oracle true")
+    return int(train), int(min(val, n - train))
+
+
+def get_oracle(spec: str | None, table: LatencyTable, *, train: int | None = 900, val: int = 100,
                seed: int = 0, params: dict | None = None, cache_dir: str | Path | None = None,
                use_cache: bool = True,
                progress: Callable[[int, int, dict], None] | None = None) -> LatencyOracle:
-    """Turn an oracle spec (``true``, a predictor folder, a predictor name) into an oracle."""
+    """Turn an oracle spec (``true``, a predictor folder, a predictor name) into an oracle.
+    A name is fitted on :func:`oracle_split`'s cells (``train=None``: as many as fit)."""
     spec = spec or DEFAULT_ORACLE
     if isinstance(spec, LatencyOracle):
         return spec
@@ -224,6 +241,7 @@ def get_oracle(spec: str | None, table: LatencyTable, *, train: int = 900, val: 
         raise ConfigError(f"unknown oracle {spec!r}: use 'true', the folder of a saved predictor, "
                           f"or a predictor name ({names})")
     params = dict(params or {})
+    train, val = oracle_split(table, train, val)
     calibration = _validation_calibration(table, train, val, seed)
     folder = default_cache_dir(cache_dir) / f"{spec}-{table.name}-{_cache_key(table, spec, params, train, val, seed)}"
     if use_cache and (folder / "meta.json").is_file():
