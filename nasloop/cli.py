@@ -702,6 +702,15 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
             "leave it out or name a predictor" if oracle == "true" else
             f"{what}: --oracle {oracle} is a saved predictor, used as it was fitted; leave "
             "it out, or name a backend to fit")
+    if oracle == "true" and confidence is not None:
+        raise click.UsageError(f"--confidence {confidence:g}: --oracle true reads measured "
+                               "latencies, so there is no prediction error to cover; leave "
+                               "it out, or name a predictor as --oracle")
+    if oracle and oracle != "true" and os.path.exists(oracle) and confidence is not None:
+        raise click.UsageError(f"--confidence {confidence:g} needs held-out cells to calibrate "
+                               f"on, and the saved predictor {oracle} keeps none; leave it out, "
+                               "or give a predictor name as --oracle (fitted here with cells "
+                               "held out)")
     # an unwritable --out fails before the search; its files are added, nothing deleted
     check_out_folder(out_dir, force=True, replaces=False)
     if oracle and os.path.exists(oracle) and not os.path.dirname(oracle):

@@ -457,6 +457,9 @@ def _misc() -> Iterator[Bad]:
         key, value = setting.split("=")
         fit = tuple(predictor if a == "linear" else a for a in FIT)
         yield bad(f"fit-set-{predictor}-{key}-{value}", (*fit, "--set", setting), key, value)
+    yield bad("search-true-confidence", ("search", "-d", "desktop_cpu", "-b", "5ms", "--oracle",
+                                         "true", "--confidence", "0.9"),
+              "--confidence 0.9", "--oracle true")
     # the live mode checks its oracle before timing any cell (no cell is timed here)
     live = ("search", "--device", "cpu", "--budget", "5ms", "--cache-dir", "live_cache")
     yield bad("live-oracle-unknown", (*live, "--oracle", "nope"), "nope")

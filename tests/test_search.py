@@ -290,7 +290,13 @@ def test_live_failure_names_fixes_that_live_mode_accepts(cpu):
     assert "--rounds" in live.message and "--confidence" in live.message
     tab = run_search(table, 2.0, Optimist(table), acc, trials=10, seed=0, top=2,
                      validator=Slow(table))
-    assert tab.failed and "--confidence" in tab.message
+    # an oracle with no held-out cells (a saved predictor) cannot take --confidence
+    assert tab.failed and "--confidence" not in tab.message and "--top" in tab.message
+    calibrated = Optimist(table)
+    cells = [Arch.from_tuple((3,) * 6), Arch.from_tuple((2,) * 6)]
+    calibrated.calibration = Calibration(tuple(cells), tuple(table.lookup(cells)))
+    tab = run_search(table, 2.0, calibrated, acc, trials=10, seed=0, top=2, validator=Slow(table))
+    assert tab.failed and "--confidence 0.95" in tab.message
 
 
 def test_a_predictor_oracle_on_a_small_user_table_fits_on_what_it_has(tmp_path):

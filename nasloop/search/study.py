@@ -407,6 +407,14 @@ def _optimize(study: optuna.Study, space: FeasibleSpace, acc_of: Callable[[Arch]
     return study, interrupted
 
 
+def _wider(cfg: SearchConfig, oracle: LatencyOracle) -> str | None:
+    """The --confidence advice that applies: a higher one, 0.95 where the oracle has
+    held-out cells to calibrate a margin on, none for a saved predictor (it has none)."""
+    if cfg.confidence is not None:
+        return "a higher --confidence"
+    return "--confidence 0.95" if getattr(oracle, "calibration", None) is not None else None
+
+
 def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleSpace,
                oracle: LatencyOracle, validator: LatencyOracle, acc_of: Callable[[Arch], float],
                scores_everywhere: Callable[[], np.ndarray | None], cfg: SearchConfig,
@@ -478,12 +486,13 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
                    "consider measured cells only")
         elif unverified:
             msg = (f"none of the {checked} finalists truly meets {budget_ms:g} ms ({fp} false "
-                   f"positive(s), {unverified} not verified: absent from the table); try a "
-                   "better oracle, --confidence 0.95, or --oracle true to search measured "
-                   "cells only")
+                   f"positive(s), {unverified} not verified: absent from the table); try "
+                   + ", ".join([x for x in ("a better oracle", _wider(cfg, oracle)) if x])
+                   + ", or --oracle true to search measured cells only")
         else:
             # live mode (no table): its margin is calibrated on the timed cells, and it refits
-            hint = ("try --confidence 0.95, a better oracle, or a larger --top" if table is not None
+            tips = [x for x in (_wider(cfg, oracle), "a better oracle") if x]
+            hint = ("try " + ", ".join(tips) + ", or a larger --top" if table is not None
                     else "try a higher --confidence (a wider margin), more --rounds, more "
                          "--train, or a larger --top")
             msg = (f"none of the {checked} finalists (--top {top}) truly meets {budget_ms:g} ms "
