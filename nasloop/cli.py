@@ -288,6 +288,34 @@ def check_out_file(path: str, option: str = "--out") -> None:
                                  param_hint=option)
 
 
+def _report_settings(storage, study_name, devices, budgets, oracle, objective, mode, sampler):
+    """``search --report``: the device, budget, oracle, objective, mode and sampler the
+    study was run with, where the command line does not give them (a value given that
+    differs is refused later, as for a resume)."""
+    from .search.storage import check_study, stored_settings
+
+    check_study(storage, study_name, must_exist=True)
+    st = stored_settings(storage, study_name)
+    ctx = click.get_current_context()
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+
+    if "device" in st and not devices and "+" not in st["device"]:
+        devices = (st["device"],)
+    if "budget_ms" in st and not budgets and len(devices) == 1:
+        budgets = (float(st["budget_ms"]),)
+    if "oracle" in st and oracle is None:
+        if st["oracle"].startswith("file:"):
+            raise click.UsageError(f"the study was run with the saved predictor "
+                                   f"{st['oracle'][5:]}: give its folder as --oracle")
+        oracle = st["oracle"]
+    objective = st.get("objective", objective) if not given("objective") else objective
+    mode = st.get("mode", mode) if not given("mode") else mode
+    sampler = st.get("sampler", sampler) if sampler is None else sampler
+    return devices, budgets, oracle, objective, mode, sampler
+
+
 @main.command("fit-predictor")
 @device_options
 @click.option("--predictor", "-p", default="auto", show_default=True,
@@ -575,14 +603,16 @@ class BudgetType(click.ParamType):
 
 
 @main.command()
-@click.option("--device", "-d", "devices", required=True, multiple=True,
+@click.option("--device", "-d", "devices", multiple=True,
               help="Device name, a CSV of measurements, or 'cpu'/'cuda' to measure on this "
                    "machine. Repeat it, each with its --budget, for one network that meets "
-                   "every budget on its own device.")
+                   "every budget on its own device. Required, but with --report (read from "
+                   "the study).")
 @data_dir_option
 @click.option("--skip-bad-rows", is_flag=True, help="For a device CSV: use the good rows only.")
-@click.option("--budget", "-b", "budgets", required=True, multiple=True, type=BudgetType(),
-              help="Latency budget, e.g. 5ms; one per --device, in the same order.")
+@click.option("--budget", "-b", "budgets", multiple=True, type=BudgetType(),
+              help="Latency budget, e.g. 5ms; one per --device, in the same order. Required, "
+                   "but with --report.")
 @click.option("--oracle", default=None,
               help="'true', a saved predictor folder, or a predictor name (default: auto; "
                    "transfer with --device cpu|cuda).")
@@ -669,6 +699,13 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     from .search.report import result_table, write_outputs
     from .search.samplers import default_sampler
 
+    if report and storage:  # what the study was run with, unless given again
+        devices, budgets, oracle, objective, mode, sampler = _report_settings(
+            storage, study_name, devices, budgets, oracle, objective, mode, sampler)
+    for name, given in (("--device", devices), ("--budget", budgets)):
+        if not given:
+            raise click.UsageError(f"Missing option '{name}'" + (
+                "" if report else " (only --report reads it from the study in --storage)"))
     if len(devices) != len(budgets):
         raise click.UsageError(f"{len(devices)} --device but {len(budgets)} --budget: give one "
                                "--budget per --device, in the same order")

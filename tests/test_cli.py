@@ -252,6 +252,10 @@ def test_report_writes_nothing_to_the_study(tmp_path):
         r = run(*base, "--report", "--json")
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)["accuracy_evaluations"] == 4
+        # the study's own settings: --storage alone reports it
+        alone = run("search", "--storage", url, "--report", "--json")
+        assert alone.exit_code == 0, alone.output
+        assert json.loads(alone.stdout) == json.loads(r.stdout)
         assert path.read_bytes() == before
 
 

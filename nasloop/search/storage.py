@@ -178,6 +178,19 @@ def check_study(storage: str | None, study_name: str | None, settings: dict | No
     return name
 
 
+def stored_settings(storage: str, study_name: str | None) -> dict:
+    """The settings a study was run with (:func:`study_settings`), for ``--report``, which
+    needs none repeated; {} for a study from before they were stored. Call
+    ``check_study(..., must_exist=True)`` first: this opens the storage."""
+    st = get_storage(storage)
+    try:
+        sid = st.get_study_id_from_name(study_name or DEFAULT_STUDY_NAME)
+    except KeyError:
+        return {}
+    stored = st.get_study_user_attrs(sid).get(_SETTINGS_ATTR)
+    return dict(stored) if isinstance(stored, dict) else {}
+
+
 def _existing_study(storage: str, name: str, db: Path | None) -> None:
     """Refuse to report a study that is not there, creating nothing on the way."""
     journal = journal_path(storage)
