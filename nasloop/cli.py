@@ -152,6 +152,10 @@ def lookup(device: str, data_dir: str | None, skip_bad_rows: bool, archs: tuple[
         err.print(f"[yellow]warning:[/yellow] accuracy not shown: {escape(str(e))}", highlight=False,
                   soft_wrap=True)
         acc = None
+    if acc is None and not (data_dir or os.environ.get("NASLOOP_DATA")):
+        err.print("[yellow]note:[/yellow] accuracy not shown: no data directory; pass "
+                  "--data-dir DIR or set NASLOOP_DATA to the folder holding nats/",
+                  highlight=False, soft_wrap=True)
     rows = []
     for a in cells:
         row: dict = {"arch": str(a), "latency_ms": table.get(a)}
@@ -699,7 +703,8 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     from .search.report import result_table, write_outputs
     from .search.samplers import default_sampler
 
-    if report and storage:  # what the study was run with, unless given again
+    if report and storage and not set(devices) & {"cpu", "cuda"}:  # (live: refused below)
+        # what the study was run with, unless given again
         devices, budgets, oracle, objective, mode, sampler = _report_settings(
             storage, study_name, devices, budgets, oracle, objective, mode, sampler)
     for name, given in (("--device", devices), ("--budget", budgets)):

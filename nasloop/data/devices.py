@@ -132,6 +132,10 @@ def device_summaries(data_dir: str | Path | None = None) -> tuple[list[dict], li
     if root is not None and not any((root / d.relpath).is_file() for d in CATALOGUE.values()):
         # a warning, not a failure: a folder with only nats/ serves a search on a user's CSV
         warnings.warn(no_benchmark_tables(root), stacklevel=2)
+    if root is None:  # only the tables shipped with nasloop: say where the others are
+        warnings.warn(f"no data directory given, so only the tables measured by nasloop are "
+                      f"listed; pass --data-dir DIR or set {DATA_ENV} to the folder holding "
+                      "eagle/, help/ and nats/ for the benchmark devices", stacklevel=2)
     for d in available_devices(data_dir):
         try:
             rows.append(load_device(d.name, data_dir).summary())
