@@ -201,3 +201,31 @@ def test_gcn_replays_a_schedule_without_validation_cells(sample):
     from nasloop.errors import ConfigError
     with pytest.raises(ConfigError, match="schedule must be null"):
         create_predictor("gcn_plus", schedule={"epochs": 0, "halve_at": []}).fit(*sample)
+
+
+def test_a_hand_edited_or_missing_predictor_folder_is_one_clear_error(tmp_path):
+    """meta.json without its entries, naming an unknown backend or holding parameters
+    --set would refuse, and a folder that is not there: each a DataError naming the file."""
+    import json
+
+    from nasloop.errors import DataError
+    from nasloop.predictors import load_predictor
+    from nasloop.space import Arch
+
+    folder = tmp_path / "lin"
+    create_predictor("linear").fit([Arch((3,) * 6), Arch((2,) * 6), Arch((1,) * 6)],
+                                   [3.0, 2.0, 1.0]).save(folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    cases = {"no-entry": ({}, "no 'predictor' entry"),
+             "unknown": ({**meta, "predictor": "nosuch"}, "names unknown predictor 'nosuch'"),
+             "bad-param": ({**meta, "params": {"ridge": "abc"}}, "ridge must be a number")}
+    for label, (content, words) in cases.items():
+        bad = tmp_path / label
+        bad.mkdir()
+        for f in folder.iterdir():
+            (bad / f.name).write_bytes(f.read_bytes())
+        (bad / "meta.json").write_text(json.dumps(content))
+        with pytest.raises(DataError, match=words):
+            load_predictor(bad)
+    with pytest.raises(DataError, match="does not exist"):
+        load_predictor(tmp_path / "nowhere")

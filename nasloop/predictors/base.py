@@ -169,31 +169,44 @@ def is_predictor_folder(path: str | Path) -> bool:
 
 def load_predictor(path: str | Path) -> Predictor:
     """Restore a predictor saved with :meth:`Predictor.save`; identical predictions."""
-    from .registry import get_predictor_class
+    from .registry import UnknownPredictorError, get_predictor_class
 
     folder = Path(path)
     meta_file = folder / META_FILE
+    if not folder.exists():
+        raise DataError(f"{folder} does not exist: give the folder of a saved predictor "
+                        "('nasloop fit-predictor --out PATH' makes one)")
     if not meta_file.is_file():
         raise DataError(f"{folder} is not a saved nasloop predictor (no {META_FILE}); "
                         "create one with 'nasloop fit-predictor --out PATH'")
     try:
         meta = json.loads(meta_file.read_text())
         name, params = meta["predictor"], dict(meta["params"])
-    except (ValueError, KeyError, TypeError) as e:
+    except KeyError as e:
+        raise DataError(f"{meta_file} is corrupt (no {e.args[0]!r} entry); refit the "
+                        "predictor") from None
+    except (ValueError, TypeError, AttributeError) as e:
         raise DataError(f"{meta_file} is corrupt ({e}); refit the predictor") from None
     if meta.get("format") != FORMAT:
         raise DataError(f"{meta_file}: unknown format {meta.get('format')!r}")
     if meta.get("nasloop_version") != __version__:
         warnings.warn(f"{folder} was saved by nasloop {meta.get('nasloop_version')}, this is "
                       f"{__version__}; predictions may differ. Refit to be sure.", stacklevel=2)
-    cls = get_predictor_class(name)
+    try:
+        cls = get_predictor_class(name)
+    except UnknownPredictorError as e:  # the name came from the file, not from the user
+        raise DataError(f"{meta_file} names {e}; the folder is corrupt or from another "
+                        "version: refit it") from None
     try:
         obj = cls(**params)
+        obj._validate_params()  # parameters edited into the file are checked as --set's are
         obj._load_state(folder)
         obj.fitted_ = True
         # a state that loads but cannot answer (wrong shapes, NaN weights) is corrupt too
         if not np.all(np.isfinite(obj.predict([Arch((3,) * 6)]))):
             raise ValueError("it predicts a non-finite latency")
+    except ConfigError as e:
+        raise DataError(f"{meta_file}: {e}; the folder is corrupt: refit it") from None
     except NasloopError:
         raise
     except Exception as e:  # e.g. XGBoost's multi-line C++ error: keep its first line
