@@ -440,12 +440,29 @@ def _choice_table(choice: dict) -> Table:
 
 
 @main.command()
+@click.argument("name", required=False)
 @json_option
-def predictors(as_json: bool) -> None:
-    """List the registered predictor backends."""
-    from .predictors.registry import describe_predictors
+def predictors(name: str | None, as_json: bool) -> None:
+    """List the registered predictor backends; with NAME, its parameters and their
+    defaults (what --set KEY=VALUE changes)."""
+    import json as _json
+
+    from .predictors.registry import describe_predictors, get_predictor_class
 
     rows = describe_predictors()
+    if name is not None:
+        get_predictor_class(name)  # an unknown name: one line, with the known ones
+        (row,) = [r for r in rows if r["name"] == name]
+        if as_json:
+            print_json(row)
+            return
+        t = Table(title=f"{name}: {row['summary']}")
+        t.add_column("parameter (--set KEY=VALUE)")
+        t.add_column("default", overflow="fold")
+        for key, value in row["params"].items():
+            t.add_row(key, _json.dumps(value))
+        out.print(t)
+        return
     if as_json:
         print_json(rows)
         return
@@ -455,6 +472,7 @@ def predictors(as_json: bool) -> None:
     for r in rows:
         t.add_row(r["name"], r["summary"], r["class"])
     out.print(t)
+    out.print("'nasloop predictors NAME' lists a backend's parameters.")
 
 
 @main.command()

@@ -229,3 +229,16 @@ def test_a_hand_edited_or_missing_predictor_folder_is_one_clear_error(tmp_path):
             load_predictor(bad)
     with pytest.raises(DataError, match="does not exist"):
         load_predictor(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("name", list_predictors())
+def test_listed_parameters_are_what_set_accepts(name):
+    """'nasloop predictors NAME' lists each backend's parameters with their defaults: the
+    same ones create_predictor takes back."""
+    from nasloop.predictors.registry import describe_predictors
+
+    (row,) = [r for r in describe_predictors() if r["name"] == name]
+    assert row["params"]
+    p = create_predictor(name, **row["params"])
+    p._validate_params()
+    assert p.get_params() == row["params"]

@@ -105,13 +105,18 @@ def create_predictor(name: str, **params: Any) -> Predictor:
         raise ConfigError(f"bad parameters for predictor {name!r}: {e}") from None
 
 
-def describe_predictors() -> list[dict[str, str]]:
-    """Name, one-line summary and class path of every registered backend (``nasloop
-    predictors``); a plugin class without a docstring gets an empty summary."""
+def describe_predictors() -> list[dict]:
+    """Name, one-line summary, class path and default parameters (what ``--set KEY=VALUE``
+    can change) of every registered backend (``nasloop predictors``); a plugin class
+    without a docstring gets an empty summary."""
     rows = []
     for n in list_predictors():
         cls = get_predictor_class(n)
         doc = (cls.__doc__ or "").strip().splitlines()
+        try:
+            params = cls().get_params()
+        except Exception:  # noqa: BLE001 - a plugin that needs arguments: none listed
+            params = {}
         rows.append({"name": n, "class": f"{cls.__module__}.{cls.__qualname__}",
-                     "summary": doc[0] if doc else ""})
+                     "summary": doc[0] if doc else "", "params": params})
     return rows
