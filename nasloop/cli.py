@@ -324,8 +324,11 @@ def _report_settings(storage, study_name, devices, budgets, oracle, objective, m
 @device_options
 @click.option("--predictor", "-p", default="auto", show_default=True,
               help="Registered predictor name ('nasloop predictors' lists them).")
-@click.option("--train", default=900, show_default=True, type=click.IntRange(1))
-@click.option("--val", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--train", default=900, show_default=True, type=click.IntRange(1),
+              help="Cells the predictor is fitted on (a seeded split of the device's table).")
+@click.option("--val", default=100, show_default=True, type=click.IntRange(0),
+              help="Validation cells, unseen in fitting: what 'auto' chooses by and what the "
+                   "GCNs early-stop on; the rest of the table is the test cells.")
 @split_options
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seed of the split (and of the model, unless --model-seed).")
@@ -536,8 +539,11 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
               help="For a device CSV: use the good rows and list the bad ones as warnings.")
 @click.option("--predictors", "-p", "names", default="auto,xgboost,linear,layerwise,flops",
               show_default=True, help="Comma-separated predictor names.")
-@click.option("--train", default=900, show_default=True, type=click.IntRange(1))
-@click.option("--val", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--train", default=900, show_default=True, type=click.IntRange(1),
+              help="Cells the predictor is fitted on (a seeded split of the device's table).")
+@click.option("--val", default=100, show_default=True, type=click.IntRange(0),
+              help="Validation cells, unseen in fitting: what 'auto' chooses by and what the "
+                   "GCNs early-stop on; the rest of the table is the test cells.")
 @split_options
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="Number of runs: split seeds 0..N-1, each with the same model seed.")
@@ -645,7 +651,8 @@ class BudgetType(click.ParamType):
 @click.option("--config", default=None,
               help="Hyperparameter file for the oracle's predictor (a path or a name in configs/).")
 @click.option("--objective", default="cifar10", show_default=True,
-              type=click.Choice(["cifar10", "cifar100", "imagenet16"]))
+              type=click.Choice(["cifar10", "cifar100", "imagenet16"]),
+              help="Whose NAS-Bench-201 test accuracy (after 200 epochs) is maximised.")
 @click.option("--trials", default=100, show_default=True, type=click.IntRange(1),
               help="Total trials of the study, each one accuracy evaluation of a new network "
                    "the oracle calls feasible; a resumed study runs only the missing ones.")
@@ -653,7 +660,10 @@ class BudgetType(click.ParamType):
               type=click.Choice(["guided", "evolution", "tpe", "nsga2", "random", "gp"]),
               help="How networks are proposed [default: guided; tpe with --mode pareto].")
 @click.option("--mode", default="constrained", show_default=True,
-              type=click.Choice(["constrained", "pareto"]))
+              type=click.Choice(["constrained", "pareto"]),
+              help="constrained: the most accurate network under --budget; pareto: also "
+                   "the front of accuracy against predicted latency among the networks the "
+                   "oracle calls within --budget (a two-objective study).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seed of the sampler (and of the oracle's split).")
 @click.option("--storage", default=None,
@@ -926,7 +936,8 @@ def _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, se
 
 # ---------------------------------------------------------------- measuring -----------
 @main.command()
-@click.option("--device", "-d", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--device", "-d", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="Time on this machine's CPU, or its first CUDA GPU.")
 @click.option("--cells", "n_cells", default=None, type=click.IntRange(1),
               help="Measure N seeded random connected cells.")
 @click.option("--all", "all_cells", is_flag=True,

@@ -35,8 +35,16 @@ def _json_value(raw: str) -> Any:
 def load_config(path: str | Path) -> dict[str, Any]:
     """A JSON object of hyperparameters; a bare name looks in the project's ``configs/``."""
     p = Path(path)
-    if not p.is_file() and (CONFIG_DIR / f"{path}.json").is_file():
-        p = CONFIG_DIR / f"{path}.json"
+    if not p.is_file():  # a name in configs/, with or without .json
+        for name in (f"{path}.json", str(path)):
+            if Path(name).name == name and (CONFIG_DIR / name).is_file():
+                p = CONFIG_DIR / name
+                break
+        else:
+            if not p.exists():
+                have = ", ".join(sorted(f.stem for f in CONFIG_DIR.glob("*.json")))
+                raise ConfigError(f"config {path} does not exist: give a JSON file, or a name "
+                                  f"in nasloop's configs/ ({have})")
     try:
         data = _json_value(p.read_text())
     except OSError as e:

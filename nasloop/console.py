@@ -34,7 +34,10 @@ def print_json(obj: Any) -> None:
 
 
 def progress(transient: bool = False, disable: bool = False) -> Progress:
-    """A progress bar with count, elapsed time and ETA, drawn on stderr (none if ``disable``)."""
+    """A progress bar with count, elapsed time and ETA, drawn on stderr (none if ``disable``).
+    A transient bar is not drawn where stderr is no terminal: rich would leave only an
+    empty line there (a log, a pipe)."""
+    disable = disable or (transient and not err.is_terminal)
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=err, transient=transient, disable=disable)

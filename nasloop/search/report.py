@@ -40,7 +40,8 @@ def result_table(res: SearchResult) -> Table:
         margin = (f", {res.confidence:g}-confidence margin x{res.margin:.3f}"
                   if res.confidence is not None else "")
         title = (f"{res.device}: budget {res.budget_ms:g} ms, oracle {res.oracle}{margin}, "
-                 f"sampler {res.sampler}, {res.feasible_networks:,} feasible networks")
+                 f"sampler {res.sampler}, {res.feasible_networks:,} feasible "
+                 + ("network" if res.feasible_networks == 1 else "networks"))
         heads = ["predicted ms", "true ms"]
     caption = f"objective: {res.objective_description}\n{cost_line(res)}"
     if res.failed:
