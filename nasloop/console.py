@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from typing import Any
 
@@ -10,9 +11,20 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
+#: a table piped to a file or another program is drawn this wide (rich's 80 columns
+#: would break arch strings over several lines); $COLUMNS still decides where it is set
+PIPED_WIDTH = 200
+
+
+def _width(stream) -> int | None:
+    """None (rich decides: the terminal's width, or $COLUMNS) unless the output is piped."""
+    is_tty = getattr(stream, "isatty", lambda: False)()
+    return None if is_tty or os.environ.get("COLUMNS") else PIPED_WIDTH
+
+
 #: results go to stdout; progress and warnings to stderr so ``--json`` output stays clean
-out = Console()
-err = Console(stderr=True)
+out = Console(width=_width(sys.stdout))
+err = Console(stderr=True, width=_width(sys.stderr))
 
 
 def _clean(obj: Any) -> Any:
