@@ -14,7 +14,7 @@ from nasloop.splits import split_cells
 
 FAST_GCN = {"hidden": 32, "epochs": 6, "batch_size": 16, "lr": 3e-3}
 FAST = {"candidate_params": {"xgboost": {"n_estimators": 50}, "gcn_plus": FAST_GCN,
-                             "gcn_residual": FAST_GCN}}
+                             "gcn_residual": FAST_GCN, "gcn_gated": FAST_GCN}}
 
 
 def _additive_table() -> LatencyTable:
@@ -31,7 +31,8 @@ def test_auto_picks_the_additive_model_on_an_additive_device():
     p = create_predictor("auto", **FAST).fit(tr, table.lookup(tr), val=(va, table.lookup(va)))
     assert p.choice_["chosen"][0] == "linear", p.choice_
     tried = p.choice_["tried"]
-    assert set(tried) == {"linear", "layerwise", "xgboost", "gcn_plus", "gcn_residual"}
+    assert set(tried) == {"linear", "layerwise", "xgboost", "gcn_plus", "gcn_residual",
+                          "gcn_gated"}
     assert all(r["val_log_loss"] >= tried["linear"]["val_log_loss"] for r in tried.values())
     rel = np.abs(p.predict(te) / table.lookup(te) - 1)
     assert rel.max() < 1e-3

@@ -26,7 +26,7 @@ FAST: dict[str, dict] = {
     "gcn_plus": _GCN,
     "xgboost": {"n_estimators": 30},
     "auto": {"candidate_params": {"xgboost": {"n_estimators": 30}, "gcn_plus": _GCN,
-                                  "gcn_residual": _GCN}},
+                                  "gcn_residual": _GCN, "gcn_gated": _GCN}},
 }
 
 

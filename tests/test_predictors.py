@@ -18,7 +18,8 @@ FAST = {
     "auto": {"candidate_params": {
         "xgboost": {"n_estimators": 50},
         "gcn_plus": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3},
-        "gcn_residual": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3}}},
+        "gcn_residual": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3},
+        "gcn_gated": {"hidden": 32, "epochs": 4, "batch_size": 16, "lr": 3e-3}}},
 }
 #: known exceptions to a check, each with its reason
 XFAIL: dict[tuple[str, str], str] = {}

@@ -49,6 +49,12 @@ DEFAULT_CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     # 71 %). docs/results.md, "What changed"
     "gcn_residual": ("gcn_plus", {"prune_dead": False, "base": "linear", "batch_size": 32,
                                   "lr": 3e-3, "ema": 10}),
+    # dead op nodes kept, their messages gated by a learned weight (``dead_gate``): on
+    # help_pixel3 (dead ops cost time, latency far from additive) validation log error
+    # 45-60 % below both other GCNs; batch 32 as gcn_residual, about 20 s a fit
+    # (``benchmarks/gcn_ema.py``, session 14)
+    "gcn_gated": ("gcn_plus", {"prune_dead": False, "dead_gate": True, "batch_size": 32,
+                               "lr": 3e-3, "ema": 10}),
 }
 #: blend weights tried for the best two candidates (geometric mean of predictions)
 BLEND_WEIGHTS = tuple(np.round(np.linspace(0.1, 0.9, 9), 2))
