@@ -561,8 +561,8 @@ def evaluate(devices_, data_dir, skip_bad_rows, names, train, val, split_kind, s
 
     if split_seed is not None and model_seed is not None:
         raise click.UsageError("give --split-seed or --model-seed, not both")
-    devs = [d.strip() for d in devices_.split(",") if d.strip()]
-    preds = [p.strip() for p in names.split(",") if p.strip()]
+    devs = list(dict.fromkeys(d.strip() for d in devices_.split(",") if d.strip()))
+    preds = list(dict.fromkeys(p.strip() for p in names.split(",") if p.strip()))  # once each
     overrides = _overrides(sets)
     if not preds:
         raise click.BadParameter("no predictor named; e.g. -p auto,linear", param_hint="-p")
@@ -1003,6 +1003,9 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
 
     if sum(bool(x) for x in (n_cells, all_cells, cells_from)) != 1:
         raise click.UsageError("choose exactly one of --cells N, --all, --cells-from FILE")
+    if pretrained and not cells_for:
+        raise click.UsageError(f"--pretrained {pretrained} chooses the cells of --cells-for "
+                               "transfer; add --cells-for transfer, or leave it out")
     if cells_for and not n_cells:
         raise click.UsageError("--cells-for transfer needs --cells K (how many cells to time)")
     protocol = TimingProtocol(network=network, batch=batch, rounds=rounds, repeats=repeats,

@@ -63,7 +63,7 @@ def _devices() -> Iterator[Bad]:
                                              "linear", "--seeds", "1"), dev)
         yield bad(f"search-device-{dev}", ("search", "-d", dev, "--budget", "4ms", "--oracle",
                                            "true", "--out", "search_out"), dev)
-    yield bad("lookup-device-empty", ("lookup", "-d", "", BEST), "''")
+    yield bad("lookup-device-empty", ("lookup", "-d", "", BEST), "''", "is empty")
     yield bad("lookup-device-folder", ("lookup", "-d", "lin", BEST), "lin", "is a folder")
     yield bad("lookup-device-csv-folder", ("lookup", "-d", "adir.csv", BEST), "adir.csv",
               files={"adir.csv/x": ""})
@@ -457,6 +457,9 @@ def _misc() -> Iterator[Bad]:
         key, value = setting.split("=")
         fit = tuple(predictor if a == "linear" else a for a in FIT)
         yield bad(f"fit-set-{predictor}-{key}-{value}", (*fit, "--set", setting), key, value)
+    yield bad("measure-pretrained-without-cells-for",
+              ("measure", "--cells", "2", "--pretrained", "x.npz", "--out", "m.csv"),
+              "--pretrained", "--cells-for")
     yield bad("search-true-confidence", ("search", "-d", "desktop_cpu", "-b", "5ms", "--oracle",
                                          "true", "--confidence", "0.9"),
               "--confidence 0.9", "--oracle true")

@@ -168,6 +168,9 @@ def load_device(spec: str | Path, data_dir: str | Path | None = None, *,
         t = load_csv_table(d.relpath, name=d.name, description=d.description)
         t.source = d.relpath
         return t
+    if not spec_s.strip():
+        raise DeviceError(f"device {spec_s!r} is empty: give a device name ('nasloop devices' "
+                          "lists them) or the path of a CSV with columns arch,latency_ms")
     if spec_s not in CATALOGUE:
         if path.is_dir():
             raise DeviceError(f"device {spec_s!r} is a folder; give a device name ('nasloop "
