@@ -12,6 +12,7 @@ from . import __version__
 from .config import predictor_params
 from .console import err, fmt, out, print_json
 from .errors import NasloopError
+from .paths import can_create_in, nearest_existing
 from .space import Arch, coerce_archs
 
 
@@ -228,17 +229,6 @@ def split_options(f):
     return f
 
 
-def can_create_in(folder) -> bool:
-    """Whether a file can be created in ``folder``: tried, since os.access lies to root."""
-    import tempfile
-
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
 def check_out_folder(path: str | None, force: bool, *, replaces: bool = True) -> None:
     """Refuse an output folder that cannot be written, before any fitting.
 
@@ -263,9 +253,7 @@ def check_out_folder(path: str | None, force: bool, *, replaces: bool = True) ->
             raise click.BadParameter(f"{path} is not empty and holds no saved nasloop "
                                      "predictor; --force replaces only a predictor folder, "
                                      "so choose a new or empty folder", param_hint="--out")
-    folder = p.resolve()
-    while not folder.exists():
-        folder = folder.parent
+    folder = nearest_existing(p.resolve())
     if not folder.is_dir():
         raise click.BadParameter(f"cannot create {path}: {folder} is a file, not a folder",
                                  param_hint="--out")
@@ -281,9 +269,7 @@ def check_out_file(path: str, option: str = "--out") -> None:
     p = Path(path).expanduser()
     if p.is_dir():
         raise click.BadParameter(f"{path} is a folder; give the path of a file", param_hint=option)
-    folder = p.resolve().parent
-    while not folder.exists():
-        folder = folder.parent
+    folder = nearest_existing(p.resolve().parent)
     if not folder.is_dir():
         raise click.BadParameter(f"cannot create {path}: {folder} is a file, not a folder",
                                  param_hint=option)

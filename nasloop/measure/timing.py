@@ -19,6 +19,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..network import INPUT_SHAPE, CellNetwork, check_form
+from ..paths import can_create_in, nearest_existing
 from ..space import Arch
 
 FIELDS = ["arch", "latency_ms", "median_ms", "iqr_ms", "min_ms", "repeats", "rounds",
@@ -298,12 +299,10 @@ def check_out_csv(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if p.is_dir():
         raise ConfigError(f"--out {path} is a folder; give the path of a CSV file")
-    folder = p.parent
-    while not folder.exists():  # the folders that do not exist yet are created
-        folder = folder.parent
+    folder = nearest_existing(p.parent)  # the folders that do not exist yet are created
     if not folder.is_dir():
         raise ConfigError(f"--out {path}: {folder} is a file, not a folder; choose another --out")
-    if not _can_create_in(folder) or (p.exists() and not os.access(p, os.W_OK)):
+    if not can_create_in(folder) or (p.exists() and not os.access(p, os.W_OK)):
         raise ConfigError(f"--out {path}: cannot write there ({folder} is not writable); "
                           "choose another --out")
     if p.is_file() and p.stat().st_size:  # resuming appends: only to a table of this kind
@@ -313,17 +312,6 @@ def check_out_csv(path: str | Path) -> Path:
             raise ConfigError(f"--out {path} exists and is not a measured table (its header is "
                               f"not {','.join(FIELDS[:3])},...); choose another --out")
     return p
-
-
-def _can_create_in(folder: Path) -> bool:
-    """Whether a file can be created in ``folder``: tried, since os.access lies to root."""
-    import tempfile
-
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 def _drop_partial_row(path: Path) -> None:
