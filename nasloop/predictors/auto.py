@@ -98,10 +98,6 @@ def geometric_blend(preds: list[np.ndarray], weights: list[float],
     return np.exp(sum(w * np.log(np.maximum(p, floor)) for p, w in zip(preds, weights)))
 
 
-class _Failed(Exception):
-    """A candidate's fit failed where it ran (its message is the recorded reason)."""
-
-
 Cells = tuple[list[Arch], np.ndarray]
 
 
@@ -337,15 +333,15 @@ class AutoPredictor(Predictor):
         predictions of them made out of fold) into ``fits``; a candidate whose fit or
         prediction failed is recorded with why, not fatal."""
         specs = self._specs()
+        if p is None:
+            fits.tried[label] = {"backend": specs[label][0], "failed": error}
+            return
         try:
-            if p is None:
-                raise _Failed(error)
             pv = p.predict(vx) if pred is None else pred
         except (ConfigError, KeyboardInterrupt):
             raise
         except Exception as e:
-            why = str(e) if isinstance(e, _Failed) else f"{type(e).__name__}: {e}"
-            fits.tried[label] = {"backend": specs[label][0], "failed": why}
+            fits.tried[label] = {"backend": specs[label][0], "failed": f"{type(e).__name__}: {e}"}
             return
         fits.fitted[label], fits.val_pred[label] = p, pv
         self._record(fits.tried, label, specs, vy, pv, p, seconds)

@@ -225,6 +225,14 @@ def _whole(v: object, lo: int) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= lo
 
 
+def _require(owner: str, obj: object, checks: list[tuple[str, bool, str]]) -> None:
+    """Raise a ConfigError for the first ``(parameter, valid?, what it must be)`` that
+    fails: "owner: key must be rule, got value"."""
+    for key, ok, rule in checks:
+        if not ok:
+            raise ConfigError(f"{owner}: {key} must be {rule}, got {getattr(obj, key)!r}")
+
+
 def _flag(v: object) -> bool:
     """``v`` is true or false (``--set x=False`` arrives as the string 'False', which is
     truthy: refused, not read as true)."""

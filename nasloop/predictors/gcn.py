@@ -31,9 +31,9 @@ from torch import nn
 
 from ..data.safe_load import load_torch
 from ..errors import ConfigError
-from ..graph import DEAD_COLUMN, FEATURES, GLOBAL_NODE, encode_batch
+from ..graph import DEAD_COLUMN, FEATURES, GLOBAL_NODE, NUM_GRAPH_NODES, encode_batch
 from ..space import NUM_CELLS, Arch, arch_index
-from .base import Predictor, _flag, _num, _whole, load_json_state, save_json_state
+from .base import Predictor, _flag, _num, _require, _whole, load_json_state, save_json_state
 from .linear import LinearPredictor
 from .registry import register_predictor
 
@@ -62,11 +62,12 @@ class GCNNet(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, 1)
         self.gate = nn.Parameter(torch.zeros(layers)) if dead_gate else None
+        if dead_gate:  # made once, not at every step; not saved (derived)
+            self.register_buffer("offdiag", 1 - torch.eye(NUM_GRAPH_NODES), persistent=False)
 
     def _gated(self, adj: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
         """Each layer's message matrix, dead nodes' messages to others scaled by its gate."""
-        n = adj.shape[-1]
-        dead = x[:, :, DEAD_COLUMN].unsqueeze(1) * (1 - torch.eye(n, dtype=adj.dtype))
+        dead = x[:, :, DEAD_COLUMN].unsqueeze(1) * self.offdiag
         sent = adj * dead  # the part of M that dead nodes send to other nodes
         return [adj - (1 - torch.sigmoid(g)) * sent for g in self.gate]
 
@@ -217,9 +218,7 @@ class GCNPredictor(Predictor):
             ("seed", _whole(self.seed, 0), "a whole number >= 0"),
             ("threads", self.threads is None or _whole(self.threads, 1), f"null or {whole}"),
         ]
-        for key, ok, rule in checks:
-            if not ok:
-                raise ConfigError(f"{self.name}: {key} must be {rule}, got {getattr(self, key)!r}")
+        _require(self.name, self, checks)
         s = self.schedule
         if s is not None and not (
                 isinstance(s, dict) and set(s) == {"epochs", "halve_at"}

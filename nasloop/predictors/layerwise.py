@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..space import Arch
-from .base import Predictor, _flag, _whole, load_json_state, save_json_state
+from .base import Predictor, _flag, _require, _whole, load_json_state, save_json_state
 from .features import LAYER_OPS, stage_op_counts
 from .registry import register_predictor
 
@@ -46,9 +46,7 @@ class LayerwisePredictor(Predictor):
                   ("threads", self.threads is None or _whole(self.threads, 1),
                    "null or a whole number >= 1"),
                   ("calibrate", _flag(self.calibrate), "true or false")]
-        for key, ok, rule in checks:
-            if not ok:
-                raise ConfigError(f"layerwise: {key} must be {rule}, got {getattr(self, key)!r}")
+        _require("layerwise", self, checks)
 
     def _fit(self, x, y, val, progress) -> None:
         if self.profile is None:

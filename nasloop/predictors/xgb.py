@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..space import Arch
-from .base import Predictor, _num, _whole
+from .base import Predictor, _num, _require, _whole
 from .features import onehot, rich
 from .registry import register_predictor
 
@@ -37,9 +37,7 @@ class XGBoostPredictor(Predictor):
                   ("subsample", 0 < _num(self.subsample) <= 1, "a number in (0, 1]"),
                   ("seed", _whole(self.seed, 0) and self.seed < 2**32, "a whole number in [0, 2**32)"),
                   ("n_jobs", _whole(self.n_jobs, 1), "a whole number >= 1")]
-        for key, ok, rule in checks:
-            if not ok:
-                raise ConfigError(f"xgboost: {key} must be {rule}, got {getattr(self, key)!r}")
+        _require("xgboost", self, checks)
 
     def _x(self, x: list[Arch]) -> np.ndarray:
         return onehot(x) if self.features == "onehot" else rich(x)
