@@ -678,6 +678,9 @@ class BudgetType(click.ParamType):
 @click.option("--no-cache", is_flag=True, help="Refit the oracle even if a cached one exists.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Folder for trials.csv, summary.json and search.png.")
+@click.option("--force", is_flag=True,
+              help="Overwrite the trials.csv, summary.json and search.png of an earlier "
+                   "search in --out.")
 @click.option("--objective-fn", default=None, metavar="MODULE:FUNCTION",
               help="Maximise your own function f(arch_string[, seed=]) -> float instead of the "
                    "accuracy table (e.g. a short training run); also path/to/file.py:function.")
@@ -698,7 +701,7 @@ class BudgetType(click.ParamType):
 @json_option
 def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, objective, trials,
            sampler, mode, seed, storage, study_name, top, confidence, rounds, sets, cache_dir,
-           no_cache, out_dir, objective_fn, workers, heartbeat, report, as_worker, graph,
+           no_cache, out_dir, force, objective_fn, workers, heartbeat, report, as_worker, graph,
            as_json) -> None:
     """Find the most accurate network under a latency budget, validated on true latency.
 
@@ -769,6 +772,13 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                                "held out)")
     # an unwritable --out fails before the search; its files are added, nothing deleted
     check_out_folder(out_dir, force=True, replaces=False)
+    if out_dir and not force and not as_worker:
+        from .search.report import OUTPUT_FILES
+        earlier = [n for n in OUTPUT_FILES if os.path.exists(os.path.join(out_dir, n))]
+        if earlier:
+            raise click.BadParameter(f"{out_dir} holds an earlier search's "
+                                     f"{', '.join(earlier)}; pass --force to overwrite them "
+                                     "or choose another folder", param_hint="--out")
     if oracle and os.path.exists(oracle) and not os.path.dirname(oracle):
         from .predictors import list_predictors
         if oracle in list_predictors() or oracle == "true":

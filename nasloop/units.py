@@ -20,6 +20,14 @@ class BudgetError(NasloopError, ValueError):
     """A latency budget that does not parse."""
 
 
+def format_ms(ms: float) -> str:
+    """A latency as a person writes it: ``5 ms``, ``0.25 ms``, ``1000 s`` (never ``1e+06ms``)."""
+    ms = float(ms)
+    if math.isfinite(ms) and abs(ms) >= 1e3:
+        return f"{ms / 1e3:g} s"
+    return f"{ms:g} ms"
+
+
 def seconds_to_ms(value: float) -> float:
     return float(value) * 1e3
 

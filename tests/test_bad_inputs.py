@@ -62,7 +62,7 @@ def _devices() -> Iterator[Bad]:
         yield bad(f"evaluate-device-{dev}", ("evaluate", "-d", f"desktop_cpu,{dev}", "-p",
                                              "linear", "--seeds", "1"), dev)
         yield bad(f"search-device-{dev}", ("search", "-d", dev, "--budget", "4ms", "--oracle",
-                                           "true", "--out", "search_out"), dev)
+                                           "true", "--out", "search_out", "--force"), dev)
     yield bad("lookup-device-empty", ("lookup", "-d", "", BEST), "''", "is empty")
     yield bad("lookup-device-folder", ("lookup", "-d", "lin", BEST), "lin", "is a folder")
     yield bad("lookup-device-csv-folder", ("lookup", "-d", "adir.csv", BEST), "adir.csv",
@@ -136,9 +136,10 @@ BUDGETS = ["5 parsecs", "-1ms", "nan", "nanms", "inf", "infms", "", "5", "0ms", 
 
 def _budgets() -> Iterator[Bad]:
     for i, b in enumerate(BUDGETS):
-        shown = {"1e9ms": "1e+09ms", "0.000001us": "1e-09ms", "": "--budget"}.get(b, b)
+        shown = {"1e9ms": "1e+06 s", "0.000001us": "1e-09 ms", "": "--budget"}.get(b, b)
         yield bad(f"search-budget-{i}", ("search", "-d", "desktop_cpu", "--budget", b,
-                                         "--oracle", "true", "--out", "search_out"), shown)
+                                         "--oracle", "true", "--out", "search_out", "--force"),
+                  shown)
 
 
 def _seeds() -> Iterator[Bad]:
@@ -201,7 +202,8 @@ def _predictors() -> Iterator[Bad]:
                                                f"linear,{pred}", "--set", s, "--seeds", "1"),
                   shown)
         yield bad(f"search-set-{pred}-{s}", ("search", "-d", "desktop_cpu", "--budget", "4ms",
-                                             "--oracle", pred, "--set", s, "--out", "search_out"),
+                                             "--oracle", pred, "--set", s, "--out", "search_out",
+                                             "--force"),
                   shown)
     for names in ("linear,foo", "", ",", "GCN", "linear,,xgbost"):
         yield bad(f"evaluate-names-{names or 'empty'}", ("evaluate", "-d", "desktop_cpu", "-p",
@@ -264,7 +266,8 @@ def _csvs() -> Iterator[Bad]:
         yield bad(f"fit-csv-{name}", ("fit-predictor", "-d", name, "-p", "linear", "--out",
                                       "newfit"), name, files=files)
         yield bad(f"search-csv-{name}", ("search", "-d", name, "--budget", "4ms", "--oracle",
-                                         "true", "--out", "search_out"), name, files=files)
+                                         "true", "--out", "search_out", "--force"), name,
+                  files=files)
         yield bad(f"evaluate-csv-{name}", ("evaluate", "-d", name, "-p", "linear"), name,
                   files=files)
     small = "arch,latency_ms\n" + "".join(f'"({a},3,3,3,3,{b})",{1 + a + b}\n'
@@ -332,7 +335,7 @@ def _models() -> Iterator[Bad]:
         folder = MODELS[key][0]
         yield bad(f"search-oracle-model-{key}", ("search", "-d", "desktop_cpu", "--budget",
                                                  "4ms", "--oracle", folder, "--out",
-                                                 "search_out"), folder)
+                                                 "search_out", "--force"), folder)
     yield bad("predict-folder-missing", ("predict", "-p", "nofolder", BEST), "nofolder")
     yield bad("predict-folder-is-file", ("predict", "-p", "preds.csv", BEST), "preds.csv")
     yield bad("predict-folder-empty-name", ("predict", "-p", "", BEST), "--predictor", "empty")
@@ -380,6 +383,8 @@ def _outputs() -> Iterator[Bad]:
               "preds.csv/x.csv")
     yield bad("predict-csv-unwritable", (*PREDICT, "--all", "--csv", "/proc/x.csv"), "/proc/x.csv")
     yield bad("predict-csv-existing-bad-arch", (*PREDICT, "|x~0|", "--csv", "preds.csv"), "|x~0|")
+    yield bad("search-out-holds-results", (*SEARCH, "--out", "search_out"), "search_out",
+              "--force")
     yield bad("search-out-is-file", (*SEARCH, "--out", "preds.csv"), "preds.csv")
     yield bad("search-out-under-file", (*SEARCH, "--out", "preds.csv/run"), "preds.csv")
     yield bad("search-out-unwritable", (*SEARCH, "--out", "/proc/nasloop-search"),
@@ -408,7 +413,8 @@ STORAGES = ["foo://bar", "not a url", "sqlite:////no/dir/x.db", "sqlite:///preds
 def _storages() -> Iterator[Bad]:
     for i, url in enumerate(STORAGES):
         shown = {"sqlite:///": "sqlite:///"}.get(url, url.split("///")[-1])
-        yield bad(f"search-storage-{i}", (*SEARCH, "--storage", url, "--out", "search_out"),
+        yield bad(f"search-storage-{i}", (*SEARCH, "--storage", url, "--out", "search_out",
+                                                   "--force"),
                   shown)
     yield bad("search-storage-empty", (*SEARCH, "--storage", ""), "--storage")
     yield bad("search-journal-not-a-journal", (*SEARCH, "--storage", "journal:j.log"), "j.log",
@@ -491,7 +497,7 @@ def _misc() -> Iterator[Bad]:
                                  "linear", "--train", "0"), "--train")
     yield bad("search-train-too-many", ("search", "-d", "desktop_cpu", "--budget", "4ms",
                                         "--oracle", "linear", "--train", "99999",
-                                        "--out", "search_out"), "--train 99999")
+                                        "--out", "search_out", "--force"), "--train 99999")
     yield bad("lookup-no-arch", LOOKUP, "ARCH")
     yield bad("predict-no-arch", PREDICT, "ARCH")
     yield bad("predict-arch-and-all", (*PREDICT, BEST, "--all"), "--all")

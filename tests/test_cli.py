@@ -120,6 +120,16 @@ def test_search_json_and_outputs(tmp_path):
               "accuracy_evaluations", "oracle_calls", "true_checks"):
         assert k in res
     assert {p.name for p in out.iterdir()} == {"trials.csv", "summary.json", "search.png"}
+    # a second search into the folder is refused unless --force: the first one's files stay
+    before = (out / "summary.json").read_bytes()
+    again = ("search", "-d", "desktop_cpu", "--budget", "5ms", "--oracle", "true", "--trials",
+             "10", "--out", str(out))
+    r = run(*again)
+    assert r.exit_code == 2 and "--force" in r.stderr and "summary.json" in r.stderr
+    assert (out / "summary.json").read_bytes() == before
+    r = run(*again, "--force", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "summary.json").read_text())["budget_ms"] == 5.0
 
 
 def test_search_with_no_feasible_cell_exits_nonzero():

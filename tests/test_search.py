@@ -12,7 +12,7 @@ from nasloop.search import (Calibration, FeasibleSpace, GuidedSampler, SearchCon
                             conformal_margin, get_oracle, run_search)
 from nasloop.search.oracles import PredictorOracle
 from nasloop.space import NUM_CELLS, Arch, arch_index
-from nasloop.units import BudgetError, parse_budget
+from nasloop.units import BudgetError, format_ms, parse_budget
 
 
 @pytest.mark.parametrize("text, ms", [("5ms", 5.0), ("5 ms", 5.0), ("0.005s", 5.0),
@@ -25,6 +25,14 @@ def test_budget_parses(text, ms):
 def test_bad_budget_is_refused(text):
     with pytest.raises(BudgetError, match="budget"):
         parse_budget(text)
+
+
+@pytest.mark.parametrize("text, shown", [("5ms", "5 ms"), ("0.25ms", "0.25 ms"),
+                                         ("1000s", "1000 s"), ("1.5s", "1.5 s"),
+                                         ("999ms", "999 ms"), ("250us", "0.25 ms")])
+def test_budget_echoes_as_written(text, shown):
+    # a budget is echoed in the unit a person would write, never as 1e+06ms
+    assert format_ms(parse_budget(text)) == shown
 
 
 @pytest.fixture(scope="module")

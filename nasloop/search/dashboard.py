@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from ..units import format_ms
+
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
@@ -49,7 +51,7 @@ def _ms(v: float | None) -> str:
 def note_markdown(rows: Sequence[dict], budget_ms: float, device: str) -> str:
     """The study note: a Markdown table of the checked finalists, ms per device."""
     several = any("per_device" in r for r in rows)
-    what = "Each device has its own budget." if several else f"Budget {budget_ms:g} ms."
+    what = "Each device has its own budget." if several else f"Budget {format_ms(budget_ms)}."
     lines = [f"{NOTE_HEADING} on {device}", "", f"{what} Finalists, most accurate first; "
              "the search stops at the first that truly meets the budget.", ""]
     if several:

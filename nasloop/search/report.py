@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ..console import _clean, fmt
 from ..data.accuracy import DATASETS
+from ..units import format_ms
 from .study import Candidate, SearchResult
 
 
@@ -34,12 +35,12 @@ def result_table(res: SearchResult) -> Table:
         margin = f", {res.confidence:g}-confidence margins" if res.confidence is not None else ""
         title = (f"{len(res.targets)} targets: oracle {res.oracle}{margin}, sampler "
                  f"{res.sampler}, {res.feasible_networks:,} networks feasible on all")
-        heads = [f"{tg['device']} <= {tg['budget_ms']:g} ms\ntrue (predicted)"
+        heads = [f"{tg['device']} <= {format_ms(tg['budget_ms'])}\ntrue (predicted)"
                  for tg in res.targets]
     else:
         margin = (f", {res.confidence:g}-confidence margin x{res.margin:.3f}"
                   if res.confidence is not None else "")
-        title = (f"{res.device}: budget {res.budget_ms:g} ms, oracle {res.oracle}{margin}, "
+        title = (f"{res.device}: budget {format_ms(res.budget_ms)}, oracle {res.oracle}{margin}, "
                  f"sampler {res.sampler}, {res.feasible_networks:,} feasible "
                  + ("network" if res.feasible_networks == 1 else "networks"))
         heads = ["predicted ms", "true ms"]
@@ -85,6 +86,10 @@ def _verdict(c: Candidate, several: bool) -> str:
     return "false positive" if c.false_positive else "meets budget"
 
 
+#: the files :func:`write_outputs` writes (``search --out`` refuses to overwrite them unasked)
+OUTPUT_FILES = ("trials.csv", "summary.json", "search.png")
+
+
 def write_outputs(res: SearchResult, folder: str | Path) -> None:
     """trials.csv, summary.json and search.png (accuracy vs latency, budget, front, choice)."""
     folder = Path(folder)
@@ -123,7 +128,7 @@ def plot_search(res: SearchResult, path: Path) -> None:
         ax.step(fx, fy, where="post", color="tab:green", label="feasible front")
     load = res.unit == "load"
     ax.axvline(res.budget_ms, color="tab:red", ls="--",
-               label="every budget" if load else f"budget {res.budget_ms:g} ms")
+               label="every budget" if load else f"budget {format_ms(res.budget_ms)}")
     if res.best is not None:
         ax.scatter([res.best.true_latency_ms], [res.best.accuracy], marker="*", s=220,
                    color="gold", edgecolor="k", zorder=5, label="chosen (true latency)")

@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover  (Windows: no advisory file locks)
     fcntl = None  # type: ignore[assignment]
 
 from ..errors import ConfigError
+from ..units import format_ms
 from .shared import DEFAULT_HEARTBEAT_S, check_journal, check_storage_file, is_shared, journal_path, shared_storage
 
 #: the study a ``--storage`` without ``--study-name`` resumes
@@ -40,7 +41,7 @@ def study_settings(budget_ms: float, device: str, oracle: str, objective: str, m
 
 
 def _show(key: str, value: object) -> str:
-    return f"{value:g}ms" if key == "budget_ms" and isinstance(value, (int, float)) else str(value)
+    return format_ms(value) if key == "budget_ms" and isinstance(value, (int, float)) else str(value)
 
 
 def _settings_differ(key: str, old: object, new: object) -> bool:

@@ -22,6 +22,7 @@ import optuna
 from ..data.accuracy import DATASETS, AccuracyTable
 from ..data.tables import LatencyTable
 from ..errors import ConfigError
+from ..units import format_ms
 from ..space import NUM_CELLS, OPS, Arch, arch_index
 from .dashboard import record_true_checks
 from .feasible import FeasibleSpace
@@ -205,17 +206,17 @@ def fastest_cell(table: LatencyTable) -> dict:
 def check_budget(table: LatencyTable | None, budget_ms: float) -> None:
     """Refuse at once a budget that no measured cell meets, or that every one meets."""
     if budget_ms <= 0 or not math.isfinite(budget_ms):
-        raise ConfigError(f"--budget {budget_ms:g} ms: the budget must be a positive latency")
+        raise ConfigError(f"--budget {format_ms(budget_ms)}: the budget must be a positive latency")
     if table is None or not len(table):
         return
     lat = table.latency_ms[table.measured]
     if not (lat <= budget_ms).any():
         f = fastest_cell(table)
-        raise ConfigError(f"--budget {budget_ms:g}ms: no cell can meet the budget on {table.name}; "
+        raise ConfigError(f"--budget {format_ms(budget_ms)}: no cell can meet the budget on {table.name}; "
                           f"the fastest cell is {f['arch']} at {f['true_latency_ms']:.3f} ms; "
                           "give a larger budget")
     if (lat <= budget_ms).all():
-        raise ConfigError(f"--budget {budget_ms:g}ms: every measured cell of {table.name} meets "
+        raise ConfigError(f"--budget {format_ms(budget_ms)}: every measured cell of {table.name} meets "
                           f"it (the slowest takes {lat.max():.3f} ms), so it constrains nothing; "
                           f"give a budget between {lat.min():.3f} and {lat.max():.3f} ms")
 
@@ -471,11 +472,11 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
     if best is None:
         fastest = fastest_cell(table) if table is not None and len(table) else None
         if optimum is None and everywhere is not None:
-            msg = (f"no cell can meet the budget of {budget_ms:g} ms on this device; the fastest "
+            msg = (f"no cell can meet the budget of {format_ms(budget_ms)} on this device; the fastest "
                    f"cell is {fastest['arch']} at {fastest['true_latency_ms']:.3f} ms" if fastest
-                   else f"no cell meets the budget of {budget_ms:g} ms")
+                   else f"no cell meets the budget of {format_ms(budget_ms)}")
         elif not space.n_networks:
-            msg = (f"the oracle calls no cell under {budget_ms:g} ms{margin_note}; give a larger "
+            msg = (f"the oracle calls no cell under {format_ms(budget_ms)}{margin_note}; give a larger "
                    "budget" + (" or a lower --confidence" if cfg.confidence is not None else ""))
         elif not cands:
             msg = "the search evaluated no network (interrupted?); run it again to resume"
@@ -485,7 +486,7 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
                    f"the table of {where}; measure them, or search with --oracle true to "
                    "consider measured cells only")
         elif unverified:
-            msg = (f"none of the {checked} finalists truly meets {budget_ms:g} ms ({fp} false "
+            msg = (f"none of the {checked} finalists truly meets {format_ms(budget_ms)} ({fp} false "
                    f"positive(s), {unverified} not verified: absent from the table); try "
                    + ", ".join([x for x in ("a better oracle", _wider(cfg, oracle)) if x])
                    + ", or --oracle true to search measured cells only")
@@ -495,7 +496,7 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
             hint = ("try " + ", ".join(tips) + ", or a larger --top" if table is not None
                     else "try a higher --confidence (a wider margin), more --rounds, more "
                          "--train, or a larger --top")
-            msg = (f"none of the {checked} finalists (--top {top}) truly meets {budget_ms:g} ms "
+            msg = (f"none of the {checked} finalists (--top {top}) truly meets {format_ms(budget_ms)} "
                    f"(all false positives): nothing to ship; {hint}")
     front = []
     if cfg.mode == "pareto" and complete:

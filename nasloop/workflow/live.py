@@ -21,6 +21,7 @@ from ..console import err
 from ..data import load_accuracy
 from ..data.tables import load_csv_table
 from ..errors import ConfigError
+from ..units import format_ms
 from ..predictors import load_predictor
 from ..search.adaptive import AdaptiveConfig, adaptive_search, measured_cells
 from ..search.oracles import (DEFAULT_ORACLE, Calibration, LatencyOracle, PredictorOracle,
@@ -222,7 +223,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
             finally:
                 live_bar.clear()
     if res.margin != 1.0:
-        err.print(f"feasible meant predicted x {res.margin:.3f} <= {budget_ms:g} ms (a margin "
+        err.print(f"feasible meant predicted x {res.margin:.3f} <= {format_ms(budget_ms)} (a margin "
                   f"calibrated for {adaptive.confidence:g} confidence on out-of-sample cells); "
                   "cells timed here counted as timed")
     res.seconds = time.perf_counter() - started
