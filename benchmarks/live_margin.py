@@ -11,7 +11,9 @@ table, and, where a policy refits, add the finalists that failed to the fitted c
 
 Policies (:class:`nasloop.search.adaptive.AdaptiveConfig`): ``none`` (as before),
 ``refit`` (3 searches, no margin), ``mC`` (a cross-conformal margin at confidence C, one
-search) and ``mC+refit``. A search that ships nothing is failed and counted, with the
+search) and ``mC+refit``, none of them with the fallback; ``m0.5+refit+fallback`` (the live
+mode's default) ships the most accurate measured cell under the budget when no finalist
+meets it. A search that ships nothing is failed and counted, with the
 regret of the least accurate feasible cell, as in the search benchmark.
 
     python benchmarks/live_margin.py --out benchmarks/results/live_margin.jsonl \
@@ -37,9 +39,13 @@ LIVE_FAMILIES = {**FAMILIES, "epyc_measured": ["measured_cpu_epyc_1t",
 POLICIES = {"none": (None, 1), "refit": (None, 3), "m0.8": (0.8, 1), "m0.9": (0.9, 1),
             "m0.95": (0.95, 1), "m0.5+refit": (0.5, 3), "m0.7+refit": (0.7, 3),
             "m0.8+refit": (0.8, 3), "m0.9+refit": (0.9, 3), "m0.95+refit": (0.95, 3),
-            "m0.5+refit+select": (0.5, 3)}
+            "m0.5+refit+select": (0.5, 3), "m0.5+refit+fallback": (0.5, 3)}
 #: policies whose ``transfer`` gives way to an additive model by CV (``select=True``)
 SELECT = {"m0.5+refit+select"}
+#: policies that ship the most accurate measured cell under the budget when no finalist
+#: meets it (``AdaptiveConfig.fallback``, the live mode's default since session 15); the
+#: others ship nothing then, as the live mode did before
+FALLBACK = {"m0.5+refit+fallback"}
 QUANTILES = (0.25, 0.5, 0.75)
 
 
@@ -88,11 +94,13 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, families: list[str],
                                 create_predictor("transfer", pretrained=str(path),
                                                  select=pol in SELECT), cells, y,
                                 table.lookup, budget, acc, SearchConfig(seed=seed),
-                                AdaptiveConfig(confidence=conf, rounds=rounds),
+                                AdaptiveConfig(confidence=conf, rounds=rounds,
+                                               fallback=pol in FALLBACK),
                                 validator=TableOracle(table), table=table)
                             b = res.best
                             rows.append({"policy": pol, "quantile": q, "budget_ms": budget,
                                          "seed": seed, "failed": res.failed,
+                                         "fallback": res.fallback,
                                          "regret": res.regret, "margin": res.margin,
                                          "rounds": res.rounds,
                                          "cells_measured": res.cells_measured,
@@ -116,7 +124,8 @@ def report(path: Path) -> None:
         devices = sorted({d for d, _ in runs})
         t = Table(title=f"live job replayed on {len(devices)} tables, K={k} informative cells "
                         f"({len(runs) // len({x['policy'] for _, x in runs})} searches per policy)")
-        for c in ("policy", "failed %", "tables with a failure", "mean regret", "median slack %",
+        for c in ("policy", "failed %", "tables with a failure", "fallbacks %", "mean regret",
+                  "median slack %",
                   "cells fitted", "true checks", "accuracy evals"):
             t.add_column(c, justify="right" if c != "policy" else "left")
         for pol in POLICIES:
@@ -127,6 +136,7 @@ def report(path: Path) -> None:
             bad = len({d for d, x in xs if x["failed"]})
             slack = [x["slack"] for _, x in xs if x["slack"] is not None]
             t.add_row(pol, f"{100 * np.mean(fails):.1f}", f"{bad}/{len(devices)}",
+                      f"{100 * np.mean([x.get('fallback', False) for _, x in xs]):.1f}",
                       f"{np.mean([x['regret'] for _, x in xs]):.3f}",
                       f"{100 * np.median(slack):.1f}" if slack else "-",
                       f"{np.mean([x['cells_measured'] for _, x in xs]):.1f}",

@@ -221,15 +221,27 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
             print(f"  {dev} done ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
+#: ``auto`` on 900 random cells, newest runs first (a run listed first replaces the same
+#: seeds in later files): the every-device check's random-split list (docs/results.md)
+AUTO900_FILES = (
+    "auto_s15_random.jsonl", "auto_s14_random.jsonl", "auto_s14_gated_random.jsonl",
+    "auto_s13_random.jsonl", "auto_s13_random_more.jsonl", "auto_blendacc_random.jsonl",
+    "auto_blendacc_random_b.jsonl", "auto_floor_random.jsonl", "auto_ema_random.jsonl",
+    "auto_ema_random_cpu.jsonl", "auto_ema_random_dsp.jsonl", "auto_ema_random_more.jsonl",
+    "auto_ema_deployable.jsonl", "auto_pair_random.jsonl", "auto_hedged_random.jsonl",
+    "auto_hedged_check.jsonl", "every_device_random.jsonl", "deployable_table.jsonl",
+    "auto_refit_random.jsonl", "auto_refit_all_random.jsonl", "auto_refit_all_random_s12.jsonl",
+    "auto_refit_all_random_s12b.jsonl", "auto_refit_gpu_random.jsonl",
+    "deployable_auto_5seeds.jsonl")
+
+
 def auto900() -> dict[str, dict]:
-    """``auto`` on 900 random cells per table (with its refit), from the stored every-device
-    results: every seed run so far, merged per table (``every_device.merge_seeds``); the
-    runs redone with the hedged blend (session 10) come first, so they replace the old ones."""
+    """``auto`` on 900 random cells per table, from the stored every-device results: every
+    seed run so far, merged per table (``every_device.merge_seeds``), the newest runs
+    (:data:`AUTO900_FILES`) replacing older ones of the same seeds."""
     from every_device import load_results, merge_seeds
 
-    rows = [r for name in ("auto_hedged_random.jsonl", "auto_hedged_check.jsonl",
-                           "auto_refit_random.jsonl", "auto_refit_all_random.jsonl",
-                           "auto_refit_all_random_s12.jsonl", "auto_refit_all_random_s12b.jsonl")
+    rows = [r for name in AUTO900_FILES if (RESULTS / name).is_file()
             for r in load_results(RESULTS / name)
             if r.get("predictor") == "auto" and r["protocol"]["split"] == "random"]
     return {r["device"]: {"acc_10": r["mean"]["acc_10"], "spearman": r["mean"]["spearman"],

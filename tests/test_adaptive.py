@@ -99,7 +99,7 @@ def test_margin_turns_a_failing_optimist_into_a_passing_search(cpu):
     budget = float(np.nanmedian(table.latency_ms))
     common = dict(validator=TableOracle(table), table=table)
     bare = adaptive_search(Under(), cells, y, table.lookup, budget, acc, SearchConfig(seed=0),
-                           AdaptiveConfig(confidence=None, rounds=1), **common)
+                           AdaptiveConfig(confidence=None, rounds=1, fallback=False), **common)
     assert bare.failed and bare.best is None and bare.margin == 1.0
     guarded = adaptive_search(Under(), cells, y, table.lookup, budget, acc,
                               SearchConfig(seed=0), AdaptiveConfig(confidence=0.9, rounds=1),
@@ -107,6 +107,35 @@ def test_margin_turns_a_failing_optimist_into_a_passing_search(cpu):
     assert not guarded.failed and guarded.best.true_latency_ms <= budget
     assert guarded.margin == pytest.approx(1.25) and guarded.confidence == 0.9
     assert guarded.cells_measured == 30 and guarded.rounds == 1
+
+
+def test_a_failed_search_falls_back_to_the_best_measured_cell_under_the_budget(cpu):
+    table, acc = cpu
+    cells = sample_cells(30, 0)
+    y = table.lookup(cells)
+    budget = float(np.nanmedian(table.latency_ms))
+    run = lambda fb: adaptive_search(  # noqa: E731
+        Under(), cells, y, table.lookup, budget, acc, SearchConfig(seed=0),
+        AdaptiveConfig(confidence=None, rounds=1, fallback=fb), validator=TableOracle(table),
+        table=table)
+    bare, fb = run(False), run(True)
+    assert bare.failed and bare.best is None and not bare.fallback
+    assert not fb.failed and fb.fallback and "shipped instead" in fb.message
+    # the answer was measured (a fitted cell or a checked finalist) and truly meets the budget
+    measured = {str(a): float(v) for a, v in zip(cells, y)}
+    measured.update({c.arch: c.true_latency_ms for c in bare.finalists})
+    assert fb.best.arch in measured and measured[fb.best.arch] == fb.best.true_latency_ms <= budget
+    # the most accurate of the measured cells under the budget that the search evaluated;
+    # if it evaluated none (here), of the `top` slowest of them, each one more evaluation
+    seen = {h["arch"]: h["accuracy"] for h in bare.history}
+    under = sorted((-v, a) for a, v in measured.items() if v <= budget)
+    pool = [seen[a] for _, a in under if a in seen]
+    extra = 0 if pool else min(5, len(under))
+    pool = pool or [acc.get(a) for _, a in under[:5]]
+    assert fb.best.accuracy == max(pool)
+    assert fb.accuracy_evaluations == bare.accuracy_evaluations + extra
+    assert fb.regret == pytest.approx(fb.optimum["accuracy"] - fb.best.accuracy)
+    assert fb.finalists == bare.finalists  # the search itself is the same
 
 
 def test_refits_measure_only_the_failed_finalists(cpu):

@@ -199,9 +199,12 @@ def test_live_search_refits_on_failed_finalists(monkeypatch, tmp_path):
     monkeypatch.setattr(live.MeasureOracle, "_compute", slow)
     r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "9", "--trials", "10",
             "--top", "2", "--rounds", "2", "--cache-dir", str(tmp_path), "--json")
-    assert r.exit_code == 1, r.output  # nothing to ship, said in one line
+    # no finalist met the budget: the answer falls back to a cell timed to fit the oracle
+    assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
-    assert res["failed"] and res["rounds"] == 2 and "after 2 searches" in res["message"]
+    assert not res["failed"] and res["fallback"] and res["rounds"] == 2
+    assert "no finalist of 2 searches" in res["message"] and "shipped instead" in res["message"]
+    assert res["best"]["true_latency_ms"] <= 200 and res["best"]["arch"] not in map(str, checked)
     assert "search 2 of at most 2" in r.stderr
     # the second search checked 2 new finalists: a rejected one is never proposed again
     assert res["true_checks"] == len(checked) == len(set(checked)) == 4

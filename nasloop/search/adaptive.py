@@ -31,8 +31,9 @@ from ..data.tables import LatencyTable
 from ..errors import ConfigError
 from ..predictors import Predictor, cross_val_predict
 from ..space import Arch, arch_index, canonical_representatives
+from ..units import format_ms
 from .oracles import Calibration, LatencyOracle, PredictorOracle, calibration_cells_needed
-from .study import SearchConfig, SearchResult, run_search
+from .study import Candidate, SearchConfig, SearchResult, run_search
 
 #: the live mode's defaults, chosen by replaying the live job on all 29 tables
 #: (``benchmarks/live_margin.py``, docs/results.md "The main job's budget guard"): with
@@ -50,12 +51,15 @@ class AdaptiveConfig:
     """How a search on a few measured cells guards its budget.
 
     ``confidence`` None: no margin. ``rounds`` 1: no refit. ``folds`` for the out-of-fold
-    predictions (at least the number of cells: leave-one-out).
+    predictions (at least the number of cells: leave-one-out). ``fallback``: when no
+    finalist meets the budget, ship the most accurate measured cell that does
+    (:func:`fall_back_to_measured`) instead of nothing.
     """
 
     confidence: float | None = DEFAULT_CONFIDENCE
     rounds: int = DEFAULT_ROUNDS
     folds: int = 10
+    fallback: bool = True
 
     def calibration_cells(self) -> int:
         """The fewest out-of-sample cells the margin can be calibrated on (0: no margin)."""
@@ -165,6 +169,7 @@ def adaptive_search(predictor: Predictor, cells: Sequence[Arch], y: Sequence[flo
     score = accuracy if isinstance(accuracy, AccuracyTable) else _Memo(accuracy)
     verdicts: dict[Arch, float] = {}  # every finalist checked, and its true latency
     evaluated: set[str] = set()
+    accuracy_of: dict[str, float] = {}  # every network evaluated, over all searches
     checked: set[str] = set()
     res: SearchResult | None = None
     rounds = int(adaptive.rounds)
@@ -206,6 +211,7 @@ def adaptive_search(predictor: Predictor, cells: Sequence[Arch], y: Sequence[flo
         verdicts.update({Arch.parse(c.arch): c.true_latency_ms for c in res.finalists
                          if c.true_latency_ms is not None})
         evaluated |= {h["arch"] for h in res.history}
+        accuracy_of.update((h["arch"], h["accuracy"]) for h in res.history)
         checked |= {c.arch for c in res.finalists}
         res.rounds = r
         if not res.failed or res.interrupted or not res.finalists:
@@ -216,4 +222,52 @@ def adaptive_search(predictor: Predictor, cells: Sequence[Arch], y: Sequence[flo
     res.accuracy_evaluations = len(evaluated)
     if res.failed and res.rounds > 1:
         res.message += f" (after {res.rounds} searches, refitted on the failed finalists)"
+    if res.failed and not res.interrupted and adaptive.fallback:
+        fall_back_to_measured(res, cells, y, verdicts, budget_ms, accuracy_of, score, config)
     return res
+
+
+def fall_back_to_measured(res: SearchResult, cells: list[Arch], y: np.ndarray,
+                          verdicts: dict[Arch, float], budget_ms: float,
+                          accuracy_of: dict[str, float],
+                          score: AccuracyTable | Callable[[list[Arch]], np.ndarray],
+                          config: SearchConfig) -> None:
+    """When no finalist met the budget, ship the most accurate *measured* cell under it.
+
+    Every cell timed to fit the oracle, and every finalist checked, has a measurement; one
+    under the budget meets it as surely as a finalist that passed its check. It is rarely a
+    good network (the fitted cells were chosen to teach the model, not for accuracy), but it
+    is a network that runs within the budget, where the alternative is none. Accuracies come
+    from the searches' evaluations; if no measured cell under the budget was evaluated, at
+    most ``config.top`` of them are (the slowest first: the largest networks), and counted.
+    """
+    timed: dict[Arch, float] = {}
+    for a, v in [*zip(cells, (float(x) for x in y)), *verdicts.items()]:
+        if np.isfinite(v):
+            timed[a] = max(timed.get(a, v), v)  # the larger of two timings, as for the search
+    under = sorted(((v, a) for a, v in timed.items() if v <= budget_ms),
+                   key=lambda t: (-t[0], str(t[1])))
+    if not under:
+        return
+    known = [(accuracy_of[str(a)], v, a) for v, a in under if str(a) in accuracy_of]
+    if not known:
+        ask = [a for _, a in under[:max(1, int(config.top))]]
+        accs = (score.lookup(ask, config.objective) if isinstance(score, AccuracyTable)
+                else score(ask))
+        res.accuracy_evaluations += len(ask)
+        known = [(float(acc), timed[a], a) for acc, a in zip(accs, ask)]
+    known = [k for k in known if np.isfinite(k[0]) and k[0] > 0]  # unknown accuracy: no pick
+    if not known:
+        return
+    acc, ms, arch = max(known, key=lambda t: (t[0], -t[1]))
+    res.best = Candidate(str(arch), float(acc), float(ms), float(ms), True, True, False)
+    res.failed, res.fallback = False, True
+    if res.optimum:
+        res.regret = res.optimum["accuracy"] - float(acc)
+    searches = f"{res.rounds} searches" if (res.rounds or 1) > 1 else "the search"
+    res.message = (f"no finalist of {searches} truly met {format_ms(budget_ms)}; shipped "
+                   f"instead the most accurate cell measured under it ({ms:.3f} ms, timed to "
+                   "fit the oracle or checked as a finalist): it meets the budget, but is likely "
+                   "far less accurate than the best network that does; a higher --confidence, "
+                   "more --rounds or more --train may find that one")
+

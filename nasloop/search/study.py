@@ -151,6 +151,9 @@ class SearchResult:
     confidence: float | None = None
     #: no finalist met the budget: nothing to ship
     failed: bool = False
+    #: live mode: no finalist met the budget, and ``best`` is the most accurate cell
+    #: *measured* under it (a fitted cell or a checked finalist), not a finalist
+    fallback: bool = False
     pareto_front: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     #: live mode: cells timed on this machine to fit the oracle, and the whole job's time

@@ -17,10 +17,12 @@ from .pretrain import (SHIPPED, Pretrained, default_pretrained, load_pretrained,
 
 
 def informative_cells(k: int, candidates: Iterable[ArchLike] | None = None, *,
-                      pretrained: str | Path | None = None) -> list[Arch]:
+                      pretrained: str | Path | None = None,
+                      criterion: str = "average") -> list[Arch]:
     """The ``k`` cells whose latencies tell the pretrained model most about a new device.
 
-    Greedy D-optimal on the model's cell features (see :func:`select_cells`), among
+    A greedy Bayesian design on the model's cell features (see :func:`select_cells`:
+    by default the cells that most lower the mean predictive variance over the space), among
     ``candidates`` (default: every connected cell). Deterministic for a given model; the
     ``transfer`` predictor fitted on exactly these cells is what ``measure --cells-for
     transfer`` and ``fit-predictor -p transfer`` produce.
@@ -30,7 +32,7 @@ def informative_cells(k: int, candidates: Iterable[ArchLike] | None = None, *,
         idx = np.array([arch_index(a) for a in all_archs() if a.is_connected()], dtype=np.int64)
     else:
         idx = np.array(sorted({arch_index(a) for a in coerce_archs(candidates)}), dtype=np.int64)
-    return [arch_from_index(int(i)) for i in select_cells(pre.model, k, idx)]
+    return [arch_from_index(int(i)) for i in select_cells(pre.model, k, idx, criterion=criterion)]
 
 
 __all__ = ["FactorModel", "Pretrained", "SHIPPED", "adapt", "default_pretrained",
