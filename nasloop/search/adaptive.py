@@ -39,7 +39,9 @@ from .study import Candidate, SearchConfig, SearchResult, run_search
 #: (``benchmarks/live_margin.py``, docs/results.md "The main job's budget guard"): with
 #: refits, a median margin (0.5: a bias correction) and no margin tie at 0 failed searches
 #: and 0.24-0.26 points of regret, while 0.8 and 0.9 cost 0.43-0.59 points in slack; the
-#: median margin is kept because on this machine the model underestimated every finalist
+#: median margin is kept because on this machine the model underestimated every finalist.
+#: Rerun with the I-optimal cells (session 15): 0 / 1 failed searches of 174 with refits /
+#: margin and refits, the one failure caught by the fallback to a measured cell
 DEFAULT_CONFIDENCE = 0.5
 DEFAULT_ROUNDS = 3
 #: the fewest of a predictor's own held-out cells a margin is calibrated on (else: folds)
