@@ -671,6 +671,9 @@ class BudgetType(click.ParamType):
                    "meets the budget, they are timed, the oracle is refitted with them and "
                    "the search runs again [default: 3; 1: no refit]. Only the first "
                    "search goes to --storage: a refit's oracle is another one.")
+@click.option("--no-fallback", is_flag=True,
+              help="With --device cpu/cuda: when no finalist meets the budget, ship nothing "
+                   "(exit 1) instead of the most accurate cell measured under it.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a hyperparameter of the oracle's predictor.")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
@@ -700,9 +703,9 @@ class BudgetType(click.ParamType):
                    "time Python's launch path.")
 @json_option
 def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, objective, trials,
-           sampler, mode, seed, storage, study_name, top, confidence, rounds, sets, cache_dir,
-           no_cache, out_dir, force, objective_fn, workers, heartbeat, report, as_worker, graph,
-           as_json) -> None:
+           sampler, mode, seed, storage, study_name, top, confidence, rounds, no_fallback, sets,
+           cache_dir, no_cache, out_dir, force, objective_fn, workers, heartbeat, report,
+           as_worker, graph, as_json) -> None:
     """Find the most accurate network under a latency budget, validated on true latency.
 
     The objective is NAS-Bench-201's test accuracy after 200 epochs (--objective picks the
@@ -789,6 +792,9 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     if graph and device != "cuda":
         raise click.UsageError(f"--cuda-graph times this machine's GPU and needs --device cuda, "
                                f"got --device {device}; leave --cuda-graph out")
+    if no_fallback and device not in ("cpu", "cuda"):
+        raise click.UsageError("--no-fallback: only the live mode (--device cpu/cuda) falls "
+                               "back to a measured cell; with a table, leave it out")
     if rounds is not None and device not in ("cpu", "cuda"):
         raise click.UsageError(f"--rounds {rounds}: refits time new cells, so they serve "
                                "--device cpu/cuda only; with a table, leave it out")
@@ -836,7 +842,8 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         from .search.adaptive import AdaptiveConfig
         from .workflow.live import live_search
         adaptive = AdaptiveConfig(**{k: v for k, v in (("confidence", confidence),
-                                                       ("rounds", rounds)) if v is not None})
+                                                       ("rounds", rounds)) if v is not None},
+                                  fallback=not no_fallback)
         res = live_search(device, budget, SearchConfig(
                               objective=objective, trials=trials, sampler=sampler, mode=mode,
                               seed=seed, top=top, storage=storage, study_name=study_name,

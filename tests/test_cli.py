@@ -209,6 +209,16 @@ def test_live_search_refits_on_failed_finalists(monkeypatch, tmp_path):
     # the second search checked 2 new finalists: a rejected one is never proposed again
     assert res["true_checks"] == len(checked) == len(set(checked)) == 4
     assert 9 < res["cells_measured"] <= 9 + 2  # the first search's failed finalists joined
+    # --no-fallback: nothing to ship, said in one line, exit 1 (the timings are cached)
+    r = run("search", "--device", "cpu", "--budget", "200ms", "--train", "9", "--trials", "10",
+            "--top", "2", "--rounds", "2", "--cache-dir", str(tmp_path), "--json",
+            "--no-fallback")
+    assert r.exit_code == 1, r.output
+    res = json.loads(r.stdout)
+    assert res["failed"] and not res["fallback"] and res["best"] is None
+    assert "after 2 searches" in res["message"]
+    r = run("search", "-d", "desktop_cpu", "--budget", "5ms", "--no-fallback")
+    assert r.exit_code == 2 and "--no-fallback" in r.stderr and "live mode" in r.stderr
 
 
 def test_live_search_with_your_objective(tmp_path):
