@@ -278,6 +278,20 @@ def check_out_file(path: str, option: str = "--out") -> None:
                                  param_hint=option)
 
 
+def _resumes(storage: str | None, study_name: str | None) -> bool:
+    """Whether ``--storage`` holds the study already: a resume or a report of it, whose
+    ``--out`` files are the same study's and may be brought up to date."""
+    if not storage:
+        return False
+    from .search.storage import check_study
+
+    try:
+        check_study(storage, study_name, must_exist=True)
+    except NasloopError:
+        return False
+    return True
+
+
 def _report_settings(storage, study_name, devices, budgets, oracle, objective, mode, sampler):
     """``search --report``: the device, budget, oracle, objective, mode and sampler the
     study was run with, where the command line does not give them (a value given that
@@ -710,7 +724,8 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
 
     The objective is NAS-Bench-201's test accuracy after 200 epochs (--objective picks the
     dataset), or your function (--objective-fn). Prints the cost: accuracy evaluations,
-    oracle answers, true-latency checks. Exits 1 when no finalist truly meets the budget.
+    oracle answers, true-latency checks. Exits 1 when no finalist truly meets the budget
+    (in live mode, only when no cell timed to fit the oracle does either: see --no-fallback).
     Several processes (--workers, or commands started anywhere with the same --storage and
     --study-name) share one study: --trials is the study's total, no network is evaluated
     twice; their order is not reproducible from --seed.
@@ -775,7 +790,10 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                                "held out)")
     # an unwritable --out fails before the search; its files are added, nothing deleted
     check_out_folder(out_dir, force=True, replaces=False)
-    if out_dir and not force and not as_worker:
+    if force and not out_dir:
+        raise click.UsageError("--force overwrites the files of an earlier search in --out; "
+                               "give --out DIR, or leave --force out")
+    if out_dir and not force and not as_worker and not _resumes(storage, study_name):
         from .search.report import OUTPUT_FILES
         earlier = [n for n in OUTPUT_FILES if os.path.exists(os.path.join(out_dir, n))]
         if earlier:
@@ -798,6 +816,10 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     if rounds is not None and device not in ("cpu", "cuda"):
         raise click.UsageError(f"--rounds {rounds}: refits time new cells, so they serve "
                                "--device cpu/cuda only; with a table, leave it out")
+    if no_fallback and oracle and oracle != "true" and os.path.exists(oracle):
+        raise click.UsageError(f"--no-fallback: with the saved predictor {oracle} no cell is "
+                               "timed to fit an oracle, so there is nothing to fall back to; "
+                               "leave it out")
     if rounds is not None and oracle and oracle != "true" and os.path.exists(oracle):
         raise click.UsageError(f"--rounds {rounds}: the saved predictor {oracle} is used as "
                                "it is, never refitted; give a predictor name, or leave "

@@ -134,8 +134,58 @@ def test_a_failed_search_falls_back_to_the_best_measured_cell_under_the_budget(c
     pool = pool or [acc.get(a) for _, a in under[:5]]
     assert fb.best.accuracy == max(pool)
     assert fb.accuracy_evaluations == bare.accuracy_evaluations + extra
+    assert fb.true_checks == bare.true_checks + 1  # the pick is checked like a finalist
     assert fb.regret == pytest.approx(fb.optimum["accuracy"] - fb.best.accuracy)
     assert fb.finalists == bare.finalists  # the search itself is the same
+
+
+class _Fixed(TableOracle):
+    """A validator that answers one latency for every cell (and says whether isomorphs
+    share their timing)."""
+
+    def __init__(self, table, ms: float, share: bool):
+        super().__init__(table)
+        self.ms, self.canonical_cache = ms, share
+
+    def latency(self, archs):
+        return np.full(len(archs), self.ms)
+
+
+def test_the_fallback_checks_its_pick_and_reads_isomorphs_as_one_network(cpu):
+    import dataclasses
+
+    from nasloop.search.adaptive import fall_back_to_measured
+    from nasloop.space import arch_from_index
+
+    table, acc = cpu
+    cells = sample_cells(30, 0)
+    y = table.lookup(cells)
+    budget = float(np.nanmedian(table.latency_ms))
+    bare = adaptive_search(Under(), cells, y, table.lookup, budget, acc, SearchConfig(seed=0),
+                           AdaptiveConfig(confidence=None, rounds=1, fallback=False),
+                           validator=TableOracle(table), table=table)
+    cfg = SearchConfig(seed=0, top=3)
+    # every re-check over the budget: nothing shipped, each check counted (at most --top)
+    res = dataclasses.replace(bare)
+    fall_back_to_measured(res, cells, y, {}, budget, {}, acc, cfg,
+                          _Fixed(table, 10 * budget, share=False))
+    assert res.failed and res.best is None and res.true_checks == bare.true_checks + 3
+    # a fitted cell under the budget whose isomorph was checked over it is one network:
+    # over the budget, never shipped
+    reps = canonical_representatives()
+    a = next(c for c, v in zip(cells, y) if v <= budget
+             and np.sum(reps == reps[arch_index(c)]) > 1)
+    twin = next(arch_from_index(int(i)) for i in np.flatnonzero(reps == reps[arch_index(a)])
+                if i != arch_index(a))
+    res = dataclasses.replace(bare)
+    fall_back_to_measured(res, [a], np.array([budget * 0.9]), {twin: budget * 1.1}, budget, {},
+                          acc, cfg, _Fixed(table, budget * 0.5, share=True))
+    assert res.failed and res.best is None
+    res = dataclasses.replace(bare)  # the same timings, isomorphs not shared: shipped
+    fall_back_to_measured(res, [a], np.array([budget * 0.9]), {twin: budget * 1.1}, budget, {},
+                          acc, cfg, _Fixed(table, budget * 0.5, share=False))
+    assert not res.failed and res.fallback and res.best.arch == str(a)
+    assert res.best.true_latency_ms == pytest.approx(budget * 0.9)  # the larger timing
 
 
 def test_refits_measure_only_the_failed_finalists(cpu):
@@ -150,7 +200,7 @@ def test_refits_measure_only_the_failed_finalists(cpu):
         return table.lookup(new)
 
     res = adaptive_search(Under(), cells, y, measure, budget, acc, SearchConfig(seed=0, top=3),
-                          AdaptiveConfig(confidence=None, rounds=3),
+                          AdaptiveConfig(confidence=None, rounds=3, fallback=False),
                           validator=TableOracle(table), table=table)
     assert res.rounds >= 2 and asked  # the first search failed (see the test above)
     new = [a for batch in asked for a in batch]
@@ -162,7 +212,8 @@ def test_refits_measure_only_the_failed_finalists(cpu):
     assert res.true_checks >= len(new) + len(res.finalists)
     assert res.failed == ("after 3 searches" in res.message)
     again = adaptive_search(Under(), cells, y, table.lookup, budget, acc,
-                            SearchConfig(seed=0, top=3), AdaptiveConfig(confidence=None, rounds=3),
+                            SearchConfig(seed=0, top=3),
+                            AdaptiveConfig(confidence=None, rounds=3, fallback=False),
                             validator=TableOracle(table), table=table)
     assert again.to_dict(with_history=True) == res.to_dict(with_history=True)  # same seed
 

@@ -225,7 +225,8 @@ def adaptive_search(predictor: Predictor, cells: Sequence[Arch], y: Sequence[flo
     if res.failed and res.rounds > 1:
         res.message += f" (after {res.rounds} searches, refitted on the failed finalists)"
     if res.failed and not res.interrupted and adaptive.fallback:
-        fall_back_to_measured(res, cells, y, verdicts, budget_ms, accuracy_of, score, config)
+        fall_back_to_measured(res, cells, y, verdicts, budget_ms, accuracy_of, score, config,
+                              validator)
     return res
 
 
@@ -233,43 +234,63 @@ def fall_back_to_measured(res: SearchResult, cells: list[Arch], y: np.ndarray,
                           verdicts: dict[Arch, float], budget_ms: float,
                           accuracy_of: dict[str, float],
                           score: AccuracyTable | Callable[[list[Arch]], np.ndarray],
-                          config: SearchConfig) -> None:
-    """When no finalist met the budget, ship the most accurate *measured* cell under it.
+                          config: SearchConfig, validator: LatencyOracle) -> None:
+    """When no finalist met the budget, ship the most accurate *timed* cell under it.
 
-    Every cell timed to fit the oracle, and every finalist checked, has a measurement; one
-    under the budget meets it as surely as a finalist that passed its check. It is rarely a
-    good network (the fitted cells were chosen to teach the model, not for accuracy), but it
-    is a network that runs within the budget, where the alternative is none. Accuracies come
-    from the searches' evaluations; if no measured cell under the budget was evaluated, at
-    most ``config.top`` of them are (the slowest first: the largest networks), and counted.
+    Every cell timed to fit the oracle has a measurement (with ``validator.canonical_cache``
+    every cell of its isomorphism class takes the class's slowest timing, as in the search;
+    a finalist under the budget would have been shipped, so the pick is always a fitted
+    cell). It is rarely a good network: the fitted cells were chosen to teach the model,
+    not for accuracy. Accuracies come from the searches' evaluations; if none of these
+    cells was evaluated, at most ``config.top`` of them are (the slowest first: the largest
+    networks), one at a time and counted. The pick is then checked like a finalist (the
+    fitted cells may have been timed with a lighter protocol, or in an earlier session), at
+    most ``config.top`` checks, each counted; the first that passes is shipped.
     """
-    timed: dict[Arch, float] = {}
-    for a, v in [*zip(cells, (float(x) for x in y)), *verdicts.items()]:
-        if np.isfinite(v):
-            timed[a] = max(timed.get(a, v), v)  # the larger of two timings, as for the search
-    under = sorted(((v, a) for a, v in timed.items() if v <= budget_ms),
+    from .objective import ObjectiveFailed
+
+    timed = measured_cells(cells, y, verdicts, share=validator.canonical_cache)
+    fitted = {a: timed[arch_index(a)] for a in dict.fromkeys(cells) if arch_index(a) in timed}
+    under = sorted(((v, a) for a, v in fitted.items() if v <= budget_ms),
                    key=lambda t: (-t[0], str(t[1])))
     if not under:
         return
-    known = [(accuracy_of[str(a)], v, a) for v, a in under if str(a) in accuracy_of]
-    if not known:
-        ask = [a for _, a in under[:max(1, int(config.top))]]
-        accs = (score.lookup(ask, config.objective) if isinstance(score, AccuracyTable)
-                else score(ask))
-        res.accuracy_evaluations += len(ask)
-        known = [(float(acc), timed[a], a) for acc, a in zip(accs, ask)]
-    known = [k for k in known if np.isfinite(k[0]) and k[0] > 0]  # unknown accuracy: no pick
-    if not known:
-        return
-    acc, ms, arch = max(known, key=lambda t: (t[0], -t[1]))
-    res.best = Candidate(str(arch), float(acc), float(ms), float(ms), True, True, False)
-    res.failed, res.fallback = False, True
-    if res.optimum:
-        res.regret = res.optimum["accuracy"] - float(acc)
-    searches = f"{res.rounds} searches" if (res.rounds or 1) > 1 else "the search"
-    res.message = (f"no finalist of {searches} truly met {format_ms(budget_ms)}; shipped "
-                   f"instead the most accurate cell measured under it ({ms:.3f} ms, timed to "
-                   "fit the oracle or checked as a finalist): it meets the budget, but is likely "
-                   "far less accurate than the best network that does; a higher --confidence, "
-                   "more --rounds or more --train may find that one")
 
+    def usable(v: float) -> bool:  # the search records an unknown table accuracy as 0
+        return bool(np.isfinite(v)) and (v > 0 or not isinstance(score, AccuracyTable))
+
+    known = [(accuracy_of[str(a)], v, a) for v, a in under
+             if str(a) in accuracy_of and usable(accuracy_of[str(a)])]
+    if not known:
+        for v, a in under[:max(1, int(config.top))]:
+            try:
+                acc = float((score.lookup([a], config.objective) if isinstance(score, AccuracyTable)
+                             else score([a]))[0])
+            except ObjectiveFailed:
+                acc = float("nan")
+            except KeyboardInterrupt:
+                res.interrupted = True
+                return
+            res.accuracy_evaluations += 1
+            if usable(acc):
+                known.append((acc, v, a))
+    known.sort(key=lambda t: (-t[0], t[1], str(t[2])))
+    for acc, ms, arch in known[:max(1, int(config.top))]:
+        try:
+            true = float(validator.latency([arch])[0])
+        except KeyboardInterrupt:
+            res.interrupted = True
+            return
+        res.true_checks += 1
+        if not np.isfinite(true) or max(true, ms) > budget_ms:
+            continue
+        true = max(true, ms)  # the larger of two timings, as for a rejected finalist
+        res.best = Candidate(str(arch), float(acc), float(ms), true, True, True, False)
+        res.failed, res.fallback = False, True
+        if res.optimum:
+            res.regret = res.optimum["accuracy"] - float(acc)
+        res.message += (f"; shipped instead the most accurate cell timed to fit the oracle "
+                        f"under the budget, {arch} ({true:.3f} ms): it meets the budget, but "
+                        "was chosen to teach the model, not for accuracy (--no-fallback: "
+                        "ship nothing)")
+        return

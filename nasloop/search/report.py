@@ -48,6 +48,11 @@ def result_table(res: SearchResult) -> Table:
     if res.failed:
         caption += ("\nFAILED: no finalist truly meets "
                     + ("every budget" if several else "the budget"))
+    fallback = (res.fallback and res.best is not None
+                and all(c.arch != res.best.arch for c in res.finalists))
+    if fallback:
+        caption += ("\nno finalist met the budget: the answer (★) is the most accurate cell "
+                    "timed to fit the oracle under it, not a good network")
     t = Table(title=title, caption=caption)
     t.add_column("")
     t.add_column("arch", overflow="fold")  # the answer and the verdict are never cut
@@ -59,6 +64,9 @@ def result_table(res: SearchResult) -> Table:
         chosen = res.best is not None and c.arch == res.best.arch
         t.add_row("★" if chosen else "", c.arch, fmt(c.accuracy, 2), *_latencies(c, several),
                   _verdict(c, several))
+    if fallback:
+        t.add_row("★", res.best.arch, fmt(res.best.accuracy, 2), *_latencies(res.best, several),
+                  "fallback: a timed cell, meets budget")
     if res.optimum:
         label = f"regret {res.regret:.2f}" if res.regret is not None else ""
         if res.failed and res.regret is not None:
