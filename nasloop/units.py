@@ -20,12 +20,15 @@ class BudgetError(NasloopError, ValueError):
     """A latency budget that does not parse."""
 
 
-def format_ms(ms: float) -> str:
-    """A latency as a person writes it: ``5 ms``, ``0.25 ms``, ``1000 s`` (never ``1e+06ms``)."""
+def format_ms(ms: float, sep: str = " ") -> str:
+    """A latency as a person writes it: ``5 ms``, ``0.25 ms``, ``1000 s`` (never ``1e+06ms``).
+
+    ``sep=""`` gives the form an option takes back (``--budget 5ms``), for hints to copy.
+    """
     ms = float(ms)
     if math.isfinite(ms) and abs(ms) >= 1e3:
-        return f"{ms / 1e3:g} s"
-    return f"{ms:g} ms"
+        return f"{ms / 1e3:g}{sep}s"
+    return f"{ms:g}{sep}ms"
 
 
 def seconds_to_ms(value: float) -> float:

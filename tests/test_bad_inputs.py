@@ -136,7 +136,7 @@ BUDGETS = ["5 parsecs", "-1ms", "nan", "nanms", "inf", "infms", "", "5", "0ms", 
 
 def _budgets() -> Iterator[Bad]:
     for i, b in enumerate(BUDGETS):
-        shown = {"1e9ms": "1e+06 s", "0.000001us": "1e-09 ms", "": "--budget"}.get(b, b)
+        shown = {"1e9ms": "1e+06s", "0.000001us": "1e-09ms", "": "--budget"}.get(b, b)
         yield bad(f"search-budget-{i}", ("search", "-d", "desktop_cpu", "--budget", b,
                                          "--oracle", "true", "--out", "search_out", "--force"),
                   shown)

@@ -246,7 +246,7 @@ def test_finalists_absent_from_the_table_are_not_verified_not_false_positives(cp
     (("--storage", "sqlite:////no/dir/x.db"), 1, ["/no/dir", "does not exist"]),
     (("--study-name", "s"), 1, ["--study-name s", "--storage"]),
     (("--budget", "0.5ms"), 1, ["0.5ms", "fastest cell", "larger budget"]),
-    (("--budget", "1e9ms"), 1, ["1e+09ms", "constrains nothing", "between"]),
+    (("--budget", "1e9ms"), 1, ["1e+06s", "constrains nothing", "between"]),
 ])
 def test_search_bad_inputs_one_line(args, code, needles):
     base = QUICK if "--budget" not in args else [a for a in QUICK if a not in ("--budget", "4ms")]

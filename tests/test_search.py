@@ -33,6 +33,7 @@ def test_bad_budget_is_refused(text):
 def test_budget_echoes_as_written(text, shown):
     # a budget is echoed in the unit a person would write, never as 1e+06ms
     assert format_ms(parse_budget(text)) == shown
+    assert parse_budget(format_ms(parse_budget(text), sep="")) == pytest.approx(parse_budget(text))
 
 
 @pytest.fixture(scope="module")

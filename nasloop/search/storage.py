@@ -41,7 +41,7 @@ def study_settings(budget_ms: float, device: str, oracle: str, objective: str, m
 
 
 def _show(key: str, value: object) -> str:
-    return format_ms(value) if key == "budget_ms" and isinstance(value, (int, float)) else str(value)
+    return format_ms(value, sep="") if key == "budget_ms" and isinstance(value, (int, float)) else str(value)
 
 
 def _settings_differ(key: str, old: object, new: object) -> bool:

@@ -209,17 +209,17 @@ def fastest_cell(table: LatencyTable) -> dict:
 def check_budget(table: LatencyTable | None, budget_ms: float) -> None:
     """Refuse at once a budget that no measured cell meets, or that every one meets."""
     if budget_ms <= 0 or not math.isfinite(budget_ms):
-        raise ConfigError(f"--budget {format_ms(budget_ms)}: the budget must be a positive latency")
+        raise ConfigError(f"--budget {format_ms(budget_ms, sep='')}: the budget must be a positive latency")
     if table is None or not len(table):
         return
     lat = table.latency_ms[table.measured]
     if not (lat <= budget_ms).any():
         f = fastest_cell(table)
-        raise ConfigError(f"--budget {format_ms(budget_ms)}: no cell can meet the budget on {table.name}; "
+        raise ConfigError(f"--budget {format_ms(budget_ms, sep='')}: no cell can meet the budget on {table.name}; "
                           f"the fastest cell is {f['arch']} at {f['true_latency_ms']:.3f} ms; "
                           "give a larger budget")
     if (lat <= budget_ms).all():
-        raise ConfigError(f"--budget {format_ms(budget_ms)}: every measured cell of {table.name} meets "
+        raise ConfigError(f"--budget {format_ms(budget_ms, sep='')}: every measured cell of {table.name} meets "
                           f"it (the slowest takes {lat.max():.3f} ms), so it constrains nothing; "
                           f"give a budget between {lat.min():.3f} and {lat.max():.3f} ms")
 
