@@ -170,7 +170,8 @@ def test_an_interrupt_stops_the_workers_too(tmp_path):
         proc.kill()
         raise
     assert proc.returncode == 130, err[-2000:]
-    assert "Traceback" not in err and "interrupted" in err  # one line, no worker's traceback
+    # one line, no worker's traceback (the tail shown when it fails: seen once under load)
+    assert "Traceback" not in err and "interrupted" in err, err[-3000:]
     time.sleep(0.5)
     assert not [w for w in workers if _alive(w)], "a worker outlived the interrupt"
 
