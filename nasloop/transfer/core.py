@@ -266,7 +266,10 @@ CRITERIA = ("average", "volume")
 
 @lru_cache(maxsize=1)
 def _connected() -> np.ndarray:
-    return np.array([i for i, a in enumerate(all_archs()) if a.is_connected()], dtype=np.int64)
+    """Indices of the connected cells (read-only: the array is cached and shared)."""
+    idx = np.array([i for i, a in enumerate(all_archs()) if a.is_connected()], dtype=np.int64)
+    idx.setflags(write=False)
+    return idx
 
 
 def select_cells(model: FactorModel, k: int, candidates: np.ndarray, *,
