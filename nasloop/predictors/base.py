@@ -36,8 +36,7 @@ class Predictor(ABC):
 
     #: registry name, set by :func:`~nasloop.predictors.registry.register_predictor`
     name: ClassVar[str] = "?"
-    #: capabilities as data: ``stochastic`` (seed matters), ``iterative`` (reports progress),
-    #: ``native_callbacks`` (fits run Python callbacks from C: a Ctrl-C must wait for the fit)
+    #: capabilities as data: ``stochastic`` (seed matters), ``iterative`` (reports progress)
     tags: ClassVar[dict[str, Any]] = {}
 
     # ----- parameters ---------------------------------------------------------------

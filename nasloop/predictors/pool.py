@@ -106,11 +106,6 @@ def _portable(job: FitJob) -> bool:
     return True
 
 
-def _native(job: FitJob) -> bool:
-    """A backend whose fit runs Python callbacks from C (XGBoost): interrupt it after."""
-    return bool(job.cls.tags.get("native_callbacks"))
-
-
 def _slow(job: FitJob) -> bool:
     """An iterative backend (a GCN): worth a process of its own."""
     return bool(job.cls.tags.get("iterative"))
@@ -144,10 +139,9 @@ class _Interrupts:
 
     A KeyboardInterrupt raised inside a library's C callback (XGBoost's data iterator) is
     printed as "Exception ignored" and lost, and unwinding there has corrupted the heap
-    (glibc abort, "corrupted size vs. prev_size", session 14). So the fits of backends
-    tagged ``native_callbacks`` run deferred: the Ctrl-C stops the fits when that fit
-    returns (a second or two). Every other fit here stops at once: deferring all the quick
-    ones held a Ctrl-C for up to 47 s while ``layerwise`` profiled its ops (session 15)."""
+    (glibc abort, "corrupted size vs. prev_size", session 14). So the quick fits made in
+    this process run deferred: the Ctrl-C stops the fits when the quick one returns
+    (a second or two), and a GCN training here (Python code) still stops at once."""
 
     def __init__(self, previous: Callable | None):
         self.previous, self.noted, self.defer = previous, [], 0
@@ -195,7 +189,7 @@ def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = Non
     Same results either way."""
     with _noted_interrupts() as guard:
         def here(i: int) -> FitDone:
-            with guard.deferred() if _native(jobs[i]) else contextlib.nullcontext():
+            with contextlib.nullcontext() if _slow(jobs[i]) else guard.deferred():
                 d = fit_one(jobs[i], None if progress is None else
                             (lambda e, n, info: progress(i, e, n)))
             if progress is not None:

@@ -16,7 +16,7 @@ from .registry import register_predictor
 class XGBoostPredictor(Predictor):
     """XGBoost regressor; ``features="onehot"`` (paper) or ``"rich"`` (live edges, FLOPs)."""
 
-    tags = {"stochastic": True, "iterative": False, "native_callbacks": True}
+    tags = {"stochastic": True, "iterative": False}
 
     def __init__(self, *, n_estimators: int = 500, max_depth: int = 6, learning_rate: float = 0.05,
                  subsample: float = 0.9, features: str = "onehot", seed: int = 0, n_jobs: int = 2):
