@@ -154,8 +154,11 @@ def test_an_interrupt_stops_the_workers_too(tmp_path):
     cmd = [sys.executable, "-m", "nasloop", "fit-predictor", "-d", "desktop_gpu", "--train",
            "300", "--val", "60", "--set", "workers=2", "--set",
            f'candidate_params={{"gcn_plus": {slow}, "gcn_residual": {slow}}}']
+    # a runner started in the background (``cmd &`` without job control) hands its children
+    # SIGINT ignored; Python then installs no handler, and the Ctrl-C below would be lost
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     workers: set[int] = set()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
@@ -165,10 +168,8 @@ def test_an_interrupt_stops_the_workers_too(tmp_path):
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the workers get it too
     try:
-        # the exit waits for the quick fits deferred in this process (XGBoost, layerwise):
-        # beside two GCN workers on two cores that took 32-47 s in 4 of 11 runs and once
-        # more than 90 s in CI (session 15, with orphaned workers of killed runs about):
-        # a known delay (see the session note), bounded here, not hidden
+        # the exit waits for the quick fit deferred in this process: 32-47 s in 4 of 11
+        # runs beside two GCN workers and two orphaned ones on two cores (session 15)
         _, err = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
         proc.kill()
