@@ -163,6 +163,11 @@ def pretrain_factors(logl: np.ndarray, rank: int = 8, shrink: float = 0.1,
                        float(mu.var(ddof=1)) if len(mu) > 1 else 1.0, table, weights)
 
 
+def _design(model: FactorModel, idx: np.ndarray) -> np.ndarray:
+    """Rows ``[1, F[cell]]``: the regressors of ``(b, w)`` for the cells ``idx``."""
+    return np.concatenate([np.ones((len(idx), 1)), model.factors[idx]], axis=1)
+
+
 def _prior_precision(model: FactorModel, cov: np.ndarray) -> np.ndarray:
     """Precision of ``(b, w)``: a broad offset prior (100x the spread of pretraining
     offsets, so a device ten times slower than any seen costs nothing) and ``cov`` on w."""
@@ -218,7 +223,7 @@ def adapt_mixture(model: FactorModel, idx: np.ndarray, log_y: np.ndarray, *,
     """
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
-    x = np.concatenate([np.ones((len(idx), 1)), model.factors[idx]], axis=1)
+    x = _design(model, idx)
     s2 = model.noise_var * noise_scale
     pop_mean = np.concatenate([[model.offset_mean], model.prior_mean])[None, :]
     theta, ll = _posteriors(model, x, log_y, s2, model.prior_cov, pop_mean)
@@ -291,7 +296,7 @@ def select_cells(model: FactorModel, k: int, candidates: np.ndarray, *,
         raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
     cand = np.asarray(candidates, dtype=np.int64)
     k = min(int(k), len(cand))
-    x = np.concatenate([np.ones((len(cand), 1)), model.factors[cand]], axis=1)
+    x = _design(model, cand)
     s2 = model.noise_var * noise_scale
     cov = np.linalg.inv(_prior_precision(model, model.prior_cov))  # the population prior
     p = x @ cov                        # row i: cov x_i
