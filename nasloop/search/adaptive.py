@@ -33,7 +33,7 @@ from ..predictors import Predictor, cross_val_predict
 from ..space import Arch, arch_index, canonical_representatives
 from ..units import format_ms
 from .oracles import Calibration, LatencyOracle, PredictorOracle, calibration_cells_needed
-from .study import Candidate, SearchConfig, SearchResult, run_search
+from .study import Candidate, SearchConfig, SearchResult, accuracy_scorer, run_search
 
 #: the live mode's defaults, chosen by replaying the live job on all 29 tables
 #: (``benchmarks/live_margin.py``, docs/results.md "The main job's budget guard"): with
@@ -264,8 +264,7 @@ def fall_back_to_measured(res: SearchResult, cells: list[Arch], y: np.ndarray,
     if not known:
         for v, a in under[:max(1, int(config.top))]:
             try:
-                acc = float((score.lookup([a], config.objective) if isinstance(score, AccuracyTable)
-                             else score([a]))[0])
+                acc = float(accuracy_scorer(score, config.objective)([a])[0])
             except ObjectiveFailed:
                 acc = float("nan")
             except KeyboardInterrupt:

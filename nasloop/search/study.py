@@ -268,6 +268,15 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(old)
 
 
+def accuracy_scorer(accuracy: AccuracyTable | Callable[[list[Arch]], np.ndarray],
+                    objective: str) -> Callable[[list[Arch]], np.ndarray]:
+    """``cells -> accuracies``: a benchmark table read for ``objective``, or the user's
+    callable as it is (the one form every search stage calls)."""
+    if isinstance(accuracy, AccuracyTable):
+        return lambda cells: accuracy.lookup(cells, objective)
+    return accuracy
+
+
 def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOracle,
                accuracy: AccuracyTable | Callable[[list[Arch]], np.ndarray],
                config: SearchConfig | None = None, *,
@@ -302,8 +311,7 @@ def run_search(table: LatencyTable | None, budget_ms: float, oracle: LatencyOrac
     device_label = device_name or (table.name if table is not None else "?")
     stored = study_settings(budget_ms, device_label, oracle.name, objective, mode, cfg.sampler_label)
     study_name = check_study(cfg.storage, cfg.study_name)
-    score = (lambda cells: accuracy.lookup(cells, objective)) if isinstance(accuracy, AccuracyTable) \
-        else accuracy
+    score = accuracy_scorer(accuracy, objective)
     score_cache: dict[Arch, float] = {}
 
     def acc_of(a: Arch) -> float:
