@@ -40,13 +40,13 @@ def run(ranks: list[int], out: Path) -> None:
     from nasloop.predictors import create_predictor
     from nasloop.space import arch_from_index, arch_index
     from nasloop.transfer import informative_cells
-    from nasloop.transfer.core import pretrain_factors
+    from nasloop.transfer.core import _design, pretrain_factors
     from nasloop.transfer.pretrain import Pretrained, save_pretrained
 
     lat = {d.name: load_device(d.name).latency_ms for d in available_devices()}
     every = [arch_from_index(i) for i in range(15625)]
-    tmp = Path(tempfile.mkdtemp(prefix="nasloop-rank-"))
-    with out.open("w") as f:
+    with tempfile.TemporaryDirectory(prefix="nasloop-rank-") as folder, out.open("w") as f:
+        tmp = Path(folder)
         for fam, members in FAMILIES.items():
             src = [n for n in lat if n not in members and n not in UNSEEN_TABLES]
             logl = np.stack([np.log(lat[n]) for n in src], axis=1)
@@ -58,7 +58,7 @@ def run(ranks: list[int], out: Path) -> None:
                 for dev in members:
                     y = lat[dev]
                     meas = np.flatnonzero(~np.isnan(y))
-                    a = np.hstack([np.ones((len(meas), 1)), model.factors[meas]])
+                    a = _design(model, meas)
                     coef, *_ = np.linalg.lstsq(a, np.log(y[meas]), rcond=None)
                     rows = [("capacity", None, latency_metrics(y[meas], np.exp(a @ coef)))]
                     cand = [every[i] for i in connected_measured(y)]

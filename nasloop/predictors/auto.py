@@ -20,6 +20,7 @@ predictor's ``state.json`` and reported in ``choice_``.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from ..errors import ConfigError, DataError
 from ..metrics import latency_metrics, log_loss, within
 from ..space import Arch
 from .base import Predictor, cross_val_predict, load_json_state, save_json_state
-from .pool import FitJob, default_workers, fit_all, side_by_side
+from .pool import FitJob, default_workers, fit_all, quick_fits, side_by_side
 from .registry import create_predictor, register_predictor
 
 #: what ``auto`` tries by default: name -> (registered backend, parameters)
@@ -356,18 +357,24 @@ class AutoPredictor(Predictor):
                 lambda e, n, info, i=i, label=label: progress(
                     i * 1000 + e * 1000 // max(n, 1), units, {**info, "candidate": label}))
             pv, error = None, None
+            # a quick backend may run C callbacks (XGBoost): a Ctrl-C there is noted and
+            # raised between folds or trees (pool.quick_fits), never inside them
+            guard = contextlib.nullcontext() if p.tags.get("iterative") else quick_fits()
             try:  # each fold's copy early-stops on a slice of its cells, as below
-                pv = cross_val_predict(
-                    p, d.x, d.y, folds=CV_FOLDS, rng=d.rng,
-                    fit=lambda c, kx, ky: _fit_member(
-                        c, kx, ky, lambda: _hold_out(kx, ky, self.holdout, d.rng), None),
-                    on_fold=None if sub is None else
-                    lambda f, k, sub=sub: sub(f, k + 1, {"fold": f + 1}))
-                if sub is not None:  # the final fit on every cell: the last of CV_FOLDS + 1
-                    folds_sub = sub
-                    sub = lambda e, n, info: folds_sub(  # noqa: E731
-                        CV_FOLDS * max(n, 1) + e, (CV_FOLDS + 1) * max(n, 1), info)
-                _fit_member(p, d.x, d.y, lambda: d.early, sub)
+                with guard as stop:
+                    if stop is not None:
+                        sub = stop(sub)
+                    pv = cross_val_predict(
+                        p, d.x, d.y, folds=CV_FOLDS, rng=d.rng,
+                        fit=lambda c, kx, ky: _fit_member(
+                            c, kx, ky, lambda: _hold_out(kx, ky, self.holdout, d.rng), None),
+                        on_fold=None if sub is None else
+                        lambda f, k, sub=sub: sub(f, k + 1, {"fold": f + 1}))
+                    if sub is not None:  # the final fit on every cell: the last of CV_FOLDS + 1
+                        folds_sub = sub
+                        sub = lambda e, n, info: folds_sub(  # noqa: E731
+                            CV_FOLDS * max(n, 1) + e, (CV_FOLDS + 1) * max(n, 1), info)
+                    _fit_member(p, d.x, d.y, lambda: d.early, sub)
             except (ConfigError, KeyboardInterrupt):
                 raise
             except Exception as e:

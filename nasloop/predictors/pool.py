@@ -126,11 +126,14 @@ def _die_with_parent(parent: int) -> None:
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):
+        if ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return
+    except (ImportError, OSError, AttributeError):  # no ctypes, no libc, no prctl
         return
-    if os.getppid() != parent:  # the parent ended before the call took effect
+    # ``parent`` is the process that forked this one (the fork context: a forkserver's
+    # workers would have the server as their parent): if it is gone already, the
+    # signal was armed too late to fire
+    if os.getppid() != parent:
         os._exit(1)
 
 
@@ -177,11 +180,17 @@ class _Interrupts:
         if self.noted:
             raise KeyboardInterrupt
 
-    def raise_noted(self, e: int, n: int, info: Any) -> None:
-        """A progress callback for a deferred fit: a backend calls it between its own
-        iterations, in Python, where unwinding is safe; a noted Ctrl-C stops the fit
-        there instead of after its last iteration (30-47 s under load, session 15)."""
-        self.check()
+    def stoppable(self, show: Callable | None) -> Callable[[int, int, Any], None]:
+        """``show`` (a fit's progress callback, or None) that first raises a noted Ctrl-C.
+        A backend calls its progress between its own iterations, in Python, where
+        unwinding is safe; a deferred fit then stops at its next iteration instead of
+        after its last (30-47 s under load, session 15)."""
+        def call(e: int, n: int, info: Any) -> None:
+            self.check()
+            if show is not None:
+                show(e, n, info)
+
+        return call
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -209,6 +218,17 @@ def _noted_interrupts() -> Iterator[_Interrupts]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextlib.contextmanager
+def quick_fits() -> Iterator[Callable[[Callable | None], Callable[[int, int, Any], None]]]:
+    """Fits made here, one after another, that may run C callbacks (XGBoost): a Ctrl-C
+    is noted, raised at the next call of a progress callback wrapped by the yielded
+    function (``wrap(progress)``), and at the latest when the block ends."""
+    with _noted_interrupts() as guard:
+        with guard.deferred():
+            yield guard.stoppable
+        guard.check()
+
+
 def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = None
             ) -> list[FitDone]:
     """Fit every job; the results come in the order of the list. With ``workers`` > 1 and
@@ -221,13 +241,8 @@ def fit_all(jobs: list[FitJob], workers: int, progress: JobProgress | None = Non
             if _slow(jobs[i]):
                 d = fit_one(jobs[i], show)
             else:
-                def stoppable(e: int, n: int, info: Any) -> None:
-                    guard.raise_noted(e, n, info)
-                    if show is not None:
-                        show(e, n, info)
-
                 with guard.deferred():
-                    d = fit_one(jobs[i], stoppable)
+                    d = fit_one(jobs[i], guard.stoppable(show))
             if progress is not None:
                 progress(i, 1, 1)
             return d
@@ -306,4 +321,4 @@ def _received(f: Any) -> FitDone:
 
 
 __all__ = ["FitDone", "FitJob", "can_fork_workers", "default_workers", "fit_all", "fit_one",
-           "side_by_side", "usable_cpus"]
+           "quick_fits", "side_by_side", "usable_cpus"]

@@ -60,7 +60,10 @@ class XGBoostPredictor(Predictor):
             learning_rate=float(self.learning_rate), subsample=float(self.subsample),
             random_state=int(self.seed), n_jobs=int(self.n_jobs), tree_method="hist",
             callbacks=callbacks or None)
-        self.model_.fit(self._x(x), y)
+        try:
+            self.model_.fit(self._x(x), y)
+        finally:  # the callback holds the caller's progress bar: not part of the model
+            self.model_.callbacks = None
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
         return self.model_.predict(self._x(x))

@@ -31,7 +31,6 @@ from ..data.tables import LatencyTable
 from ..errors import ConfigError
 from ..predictors import Predictor, cross_val_predict
 from ..space import Arch, arch_index, canonical_representatives
-from ..units import format_ms
 from .oracles import Calibration, LatencyOracle, PredictorOracle, calibration_cells_needed
 from .study import Candidate, SearchConfig, SearchResult, accuracy_scorer, run_search
 
@@ -262,9 +261,10 @@ def fall_back_to_measured(res: SearchResult, cells: list[Arch], y: np.ndarray,
     known = [(accuracy_of[str(a)], v, a) for v, a in under
              if str(a) in accuracy_of and usable(accuracy_of[str(a)])]
     if not known:
+        scorer = accuracy_scorer(score, config.objective)
         for v, a in under[:max(1, int(config.top))]:
             try:
-                acc = float(accuracy_scorer(score, config.objective)([a])[0])
+                acc = float(scorer([a])[0])
             except ObjectiveFailed:
                 acc = float("nan")
             except KeyboardInterrupt:

@@ -32,7 +32,7 @@ from .samplers import (DEFAULT_SAMPLER, PARAMS, SAMPLERS, default_sampler,
 from .storage import check_study, fail_running, open_study, sqlite_file, sqlite_lock, study_settings
 
 __all__ = ["DEFAULT_SAMPLER", "MODES", "OBJECTIVES", "SAMPLERS", "Candidate", "SearchConfig",
-           "SearchResult", "check_budget", "objective_label", "run_search"]
+           "SearchResult", "accuracy_scorer", "check_budget", "objective_label", "run_search"]
 
 MODES = ("constrained", "pareto")
 OBJECTIVES = tuple(DATASETS)
