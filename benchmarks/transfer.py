@@ -224,6 +224,7 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
 #: ``auto`` on 900 random cells, newest runs first (a run listed first replaces the same
 #: seeds in later files): the every-device check's random-split list (docs/results.md)
 AUTO900_FILES = (
+    "auto_s16_random.jsonl",
     "auto_s15_random.jsonl", "auto_s14_random.jsonl", "auto_s14_gated_random.jsonl",
     "auto_s13_random.jsonl", "auto_s13_random_more.jsonl", "auto_blendacc_random.jsonl",
     "auto_blendacc_random_b.jsonl", "auto_floor_random.jsonl", "auto_ema_random.jsonl",
