@@ -135,6 +135,11 @@ def evaluate_one(table: LatencyTable, name: str, split: SplitSpec, *, model_seed
     run.update(fit_seconds=fit_s, predict_seconds=pred_s)
     if hasattr(pred, "choice_"):
         run["choice"] = {"chosen": pred.choice_["chosen"], "weights": pred.choice_["weights"]}
+        # each candidate's validation scores, so that a choice rule can be replayed from
+        # the stored runs without refitting (no test cell is involved in them)
+        run["choice"]["val"] = {
+            label: {k: row[k] for k in ("val_log_loss", "val_acc_10") if k in row}
+            for label, row in pred.choice_.get("tried", {}).items() if isinstance(row, dict)}
     return run
 
 

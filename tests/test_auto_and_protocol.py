@@ -110,6 +110,20 @@ def test_split_and_model_seeds_are_separate_axes(gpu_table):
     assert res["std"]["acc_10"] == pytest.approx(np.std([a["acc_10"], b["acc_10"]], ddof=1))
 
 
+def test_an_auto_run_records_each_candidates_validation_scores(gpu_table):
+    """A benchmark run of ``auto`` keeps every candidate's validation scores next to its
+    choice (so a choice rule can be replayed from stored runs) and their test scores."""
+    proto = Protocol(200, 40, "random", split_seeds=(0,))
+    (res,) = evaluate_predictors([gpu_table], ["auto"], proto,
+                                 overrides={"candidates": ["linear", "layerwise"]})
+    (run,) = res["runs"]
+    val = run["choice"]["val"]
+    assert set(val) == {"linear", "layerwise"} == set(run["candidates"])
+    best = min(val, key=lambda c: val[c]["val_log_loss"])
+    assert best in run["choice"]["chosen"]
+    assert all(0 <= v["val_acc_10"] <= 100 for v in val.values())
+
+
 class _Flaky(Predictor):
     """Fails on odd seeds: a stand-in for a fit that diverges."""
 
