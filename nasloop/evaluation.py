@@ -138,7 +138,8 @@ def evaluate_one(table: LatencyTable, name: str, split: SplitSpec, *, model_seed
         # each candidate's validation scores, so that a choice rule can be replayed from
         # the stored runs without refitting (no test cell is involved in them)
         run["choice"]["val"] = {
-            label: {k: row[k] for k in ("val_log_loss", "val_acc_10") if k in row}
+            label: {k: row[k] for k in ("val_log_loss", "val_class_log_loss", "val_acc_10")
+                    if k in row}
             for label, row in pred.choice_.get("tried", {}).items() if isinstance(row, dict)}
     return run
 

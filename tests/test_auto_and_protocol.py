@@ -110,6 +110,23 @@ def test_split_and_model_seeds_are_separate_axes(gpu_table):
     assert res["std"]["acc_10"] == pytest.approx(np.std([a["acc_10"], b["acc_10"]], ddof=1))
 
 
+def test_class_log_loss_counts_each_isomorphism_class_once():
+    """Thirty isomorphs of one network count as one class beside a lone cell."""
+    from nasloop.metrics import class_log_loss, log_loss
+    from nasloop.space import Arch, all_archs, arch_index, canonical_representatives
+
+    reps = canonical_representatives()
+    big = [a for a in all_archs() if reps[arch_index(a)] == reps[arch_index(
+        Arch.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"))]][:30]
+    lone = next(a for a in all_archs() if np.sum(reps == reps[arch_index(a)]) == 1)
+    cells = big + [lone]
+    true = np.ones(len(cells))
+    pred = np.r_[np.full(len(big), np.e), 1.0]  # the class off by log-error 1, the lone cell exact
+    assert len(big) == 30
+    assert log_loss(true, pred) == pytest.approx(30 / 31)
+    assert class_log_loss(cells, true, pred) == pytest.approx(0.5)
+
+
 def test_an_auto_run_records_each_candidates_validation_scores(gpu_table):
     """A benchmark run of ``auto`` keeps every candidate's validation scores next to its
     choice (so a choice rule can be replayed from stored runs) and their test scores."""
@@ -121,7 +138,7 @@ def test_an_auto_run_records_each_candidates_validation_scores(gpu_table):
     assert set(val) == {"linear", "layerwise"} == set(run["candidates"])
     best = min(val, key=lambda c: val[c]["val_log_loss"])
     assert best in run["choice"]["chosen"]
-    assert all(0 <= v["val_acc_10"] <= 100 for v in val.values())
+    assert all(0 <= v["val_acc_10"] <= 100 and v["val_class_log_loss"] > 0 for v in val.values())
 
 
 class _Flaky(Predictor):

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..metrics import latency_metrics, log_loss, within
+from ..metrics import class_log_loss, latency_metrics, log_loss, within
 from ..space import Arch
 from .base import Predictor, cross_val_predict, load_json_state, save_json_state
 from .pool import FitJob, default_workers, fit_all, quick_fits, side_by_side
@@ -259,12 +259,14 @@ class AutoPredictor(Predictor):
 
     # ----- fit / predict ------------------------------------------------------------
     @staticmethod
-    def _record(tried: dict, label: str, specs: dict, vy: np.ndarray, pv: np.ndarray,
-                p: Predictor, seconds: float) -> None:
-        """What ``tried`` keeps of a candidate: its validation scores and fit time."""
+    def _record(tried: dict, label: str, specs: dict, vx: list[Arch], vy: np.ndarray,
+                pv: np.ndarray, p: Predictor, seconds: float) -> None:
+        """What ``tried`` keeps of a candidate: its validation scores and fit time (the
+        score per isomorphism class is recorded, not used: a choice rule to replay)."""
         m = latency_metrics(vy, pv)
         tried[label] = {"backend": specs[label][0], "params": p.get_params(),
                         "val_log_loss": log_loss(vy, pv),
+                        "val_class_log_loss": class_log_loss(vx, vy, pv),
                         "val_acc_5": m["acc_5"], "val_acc_10": m["acc_10"],
                         "fit_seconds": seconds}
 
@@ -345,7 +347,7 @@ class AutoPredictor(Predictor):
             fits.tried[label] = {"backend": specs[label][0], "failed": f"{type(e).__name__}: {e}"}
             return
         fits.fitted[label], fits.val_pred[label] = p, pv
-        self._record(fits.tried, label, specs, vy, pv, p, seconds)
+        self._record(fits.tried, label, specs, vx, vy, pv, p, seconds)
 
     def _choose_cv(self, d: _Draw, made: dict, fits: _Fits, progress, units: int) -> None:
         """Few cells: score every candidate out of fold on every cell, then fit it on them
