@@ -30,11 +30,16 @@ def within(true_ms: np.ndarray, pred_ms: np.ndarray, bound: float) -> np.ndarray
     return np.abs(np.asarray(pred_ms, dtype=np.float64) / np.asarray(true_ms) - 1) <= bound
 
 
-def log_loss(true_ms: np.ndarray, pred_ms: np.ndarray) -> float:
-    """Mean absolute log error; non-positive predictions count as a 100x miss."""
+def _log_errors(true_ms: np.ndarray, pred_ms: np.ndarray) -> np.ndarray:
+    """|log(pred / true)| per cell; a non-positive or missing prediction counts as a 100x miss."""
     p = np.asarray(pred_ms, dtype=np.float64)
     safe = np.where(np.isfinite(p) & (p > 0), p, np.asarray(true_ms) * 1e-2)
-    return float(np.mean(np.abs(np.log(safe) - np.log(true_ms))))
+    return np.abs(np.log(safe) - np.log(true_ms))
+
+
+def log_loss(true_ms: np.ndarray, pred_ms: np.ndarray) -> float:
+    """Mean absolute log error; non-positive predictions count as a 100x miss."""
+    return float(np.mean(_log_errors(true_ms, pred_ms)))
 
 
 def class_log_loss(archs: Sequence[Arch], true_ms: np.ndarray, pred_ms: np.ndarray) -> float:
@@ -42,10 +47,7 @@ def class_log_loss(archs: Sequence[Arch], true_ms: np.ndarray, pred_ms: np.ndarr
     mean over classes of their cells' mean error. A validation set drawn in whole classes
     (the grouped split) can hold one class of 30 cells among 26-62 classes; per cell, that
     one network would weigh a third of the score."""
-    p = np.asarray(pred_ms, dtype=np.float64)
-    t = np.asarray(true_ms, dtype=np.float64)
-    safe = np.where(np.isfinite(p) & (p > 0), p, t * 1e-2)
-    err = np.abs(np.log(safe) - np.log(t))
+    err = _log_errors(true_ms, pred_ms)
     reps = canonical_representatives()
     keys = np.array([int(reps[arch_index(a)]) for a in archs])
     _, inv = np.unique(keys, return_inverse=True)

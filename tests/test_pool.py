@@ -137,6 +137,16 @@ def _children(pid: int) -> set[int]:
     return out
 
 
+def _two_workers(proc: subprocess.Popen, timeout: float) -> set[int]:
+    """The children of ``proc`` once there are two (fewer if it ends or ``timeout`` passes)."""
+    workers: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+        workers = _children(proc.pid)
+        time.sleep(0.2)
+    return workers
+
+
 def _alive(pid: int) -> bool:
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -159,11 +169,7 @@ def test_an_interrupt_stops_the_workers_too(tmp_path):
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    workers: set[int] = set()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
-        workers = _children(proc.pid)
-        time.sleep(0.2)
+    workers = _two_workers(proc, 60)
     assert len(workers) >= 2, "the workers did not start"
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the workers get it too
@@ -229,10 +235,7 @@ def test_workers_die_with_a_killed_parent():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers: set[int] = set()
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
-            workers = _children(proc.pid)
-            time.sleep(0.2)
+        workers = _two_workers(proc, 90)
         assert len(workers) >= 2, "the workers did not start"
         time.sleep(1.0)
         proc.kill()

@@ -165,7 +165,7 @@ class _Interrupts:
     printed as "Exception ignored" and lost, and unwinding there has corrupted the heap
     (glibc abort, "corrupted size vs. prev_size", session 14). So the quick fits made in
     this process run deferred: the noted Ctrl-C is raised at the fit's next progress call
-    (``raise_noted``: XGBoost calls it after each tree, from its Python training loop) or
+    (``stoppable``: XGBoost calls it after each tree, from its Python training loop) or
     when the fit returns, and a GCN training here (Python code) still stops at once."""
 
     def __init__(self, previous: Callable | None):
