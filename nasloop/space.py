@@ -188,11 +188,20 @@ def all_archs() -> Iterator[Arch]:
         yield Arch(ops)
 
 
+@functools.lru_cache(maxsize=1)
+def connected_indices() -> np.ndarray:
+    """Indices of the connected cells (an input-output path), ascending; read-only, as
+    the array is cached and shared."""
+    idx = np.array([i for i, a in enumerate(all_archs()) if a.is_connected()], dtype=np.int64)
+    idx.setflags(write=False)
+    return idx
+
+
 def sample_cells(n: int, seed: int) -> list[Arch]:
     """A seeded sample of ``n`` connected cells (cells with an input-output path)."""
-    cells = [a for a in all_archs() if a.is_connected()]
+    cells = connected_indices()
     idx = np.random.default_rng(seed).permutation(len(cells))[:n]
-    return [cells[i] for i in idx]
+    return [arch_from_index(int(cells[i])) for i in idx]
 
 
 def coerce_archs(archs: Iterable[ArchLike]) -> list[Arch]:

@@ -63,13 +63,13 @@ def test_cell_choice_lowers_the_mean_variance_of_the_space_greedily(small_model)
     # the rank-one updates of select_cells give what a brute-force greedy gets by
     # inverting the posterior for every candidate: the cell that most lowers the mean
     # predictive variance over every connected cell
-    from nasloop.transfer.core import (NOISE_SCALE, _connected, _prior_precision,
-                                       select_cells)
+    from nasloop.space import connected_indices
+    from nasloop.transfer.core import NOISE_SCALE, _prior_precision, select_cells
 
     model = load_pretrained(small_model).model
-    cand = np.sort(np.random.default_rng(0).choice(_connected(), 120, replace=False))
+    cand = np.sort(np.random.default_rng(0).choice(connected_indices(), 120, replace=False))
     x = np.concatenate([np.ones((len(cand), 1)), model.factors[cand]], axis=1)
-    xs = np.concatenate([np.ones((len(_connected()), 1)), model.factors[_connected()]], axis=1)
+    xs = np.concatenate([np.ones((len(connected_indices()), 1)), model.factors[connected_indices()]], axis=1)
     m = xs.T @ xs / len(xs)
     s2 = model.noise_var * NOISE_SCALE
     prec = _prior_precision(model, model.prior_cov)

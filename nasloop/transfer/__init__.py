@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..space import Arch, ArchLike, arch_from_index, arch_index, coerce_archs
-from .core import FactorModel, _connected, adapt, pretrain_factors, select_cells
+from ..space import Arch, ArchLike, arch_from_index, arch_index, coerce_archs, connected_indices
+from .core import FactorModel, adapt, pretrain_factors, select_cells
 from .pretrain import (SHIPPED, Pretrained, default_pretrained, load_pretrained, pretrain,
                        save_pretrained)
 
@@ -29,7 +29,7 @@ def informative_cells(k: int, candidates: Iterable[ArchLike] | None = None, *,
     """
     pre = load_pretrained(pretrained) if pretrained else default_pretrained()
     if candidates is None:
-        idx = _connected()
+        idx = connected_indices()
     else:
         idx = np.array(sorted({arch_index(a) for a in coerce_archs(candidates)}), dtype=np.int64)
     return [arch_from_index(int(i)) for i in select_cells(pre.model, k, idx, criterion=criterion)]

@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..space import NUM_CELLS, all_archs
+from ..space import NUM_CELLS, all_archs, connected_indices
 
 #: prior noise = this x the median residual variance of the pretraining devices: a new
 #: device is less well explained than the ones the factors were fitted on (chosen on
@@ -269,14 +269,6 @@ def predict_log(model: FactorModel, b: float, w: np.ndarray, idx: np.ndarray | N
 CRITERIA = ("average", "volume")
 
 
-@lru_cache(maxsize=1)
-def _connected() -> np.ndarray:
-    """Indices of the connected cells (read-only: the array is cached and shared)."""
-    idx = np.array([i for i, a in enumerate(all_archs()) if a.is_connected()], dtype=np.int64)
-    idx.setflags(write=False)
-    return idx
-
-
 def select_cells(model: FactorModel, k: int, candidates: np.ndarray, *,
                  noise_scale: float = NOISE_SCALE, criterion: str = "average") -> np.ndarray:
     """Greedy Bayesian design: the ``k`` candidate cells that most shrink the posterior.
@@ -303,7 +295,7 @@ def select_cells(model: FactorModel, k: int, candidates: np.ndarray, *,
     v = np.sum(p * x, axis=1)          # prior predictive variance of each candidate
     q = m = None
     if criterion == "average":
-        tgt = model.factors[_connected()]
+        tgt = model.factors[connected_indices()]
         xt_sum = np.concatenate([[len(tgt)], tgt.sum(0)])
         m = np.empty((x.shape[1], x.shape[1]))   # second moment of [1, F] over the space
         m[0], m[:, 0] = xt_sum, xt_sum
