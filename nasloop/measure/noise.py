@@ -40,13 +40,18 @@ def run_to_run(first: LatencyTable, second: LatencyTable) -> dict[str, float]:
     return _summary(np.abs(a - b) / ((a + b) / 2) * 100)
 
 
+def isomorph_cells(table: LatencyTable, min_size: int = 2) -> list[np.ndarray]:
+    """The measured cells (indices) of each isomorphism group with ``min_size`` or more."""
+    idx = np.flatnonzero(table.measured)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for rep, i in zip(canonical_representatives()[idx], idx):
+        groups[int(rep)].append(int(i))
+    return [np.asarray(v) for v in groups.values() if len(v) >= min_size]
+
+
 def _isomorph_groups(table: LatencyTable) -> list[np.ndarray]:
     """The measured latencies of each isomorphism group with two or more measured cells."""
-    idx = np.flatnonzero(table.measured)
-    groups: dict[int, list[float]] = defaultdict(list)
-    for rep, ms in zip(canonical_representatives()[idx], table.latency_ms[idx]):
-        groups[int(rep)].append(float(ms))
-    return [np.asarray(v) for v in groups.values() if len(v) > 1]
+    return [table.latency_ms[v] for v in isomorph_cells(table)]
 
 
 #: group-size bands of :func:`isomorph_loo` (inclusive; None: no upper end)
