@@ -62,13 +62,21 @@ def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")(f)
 
 
+#: warnings shown for a device table's skipped rows before the rest are counted
+NOTES_SHOWN = 10
+
+
 def load_device_cli(device: str, data_dir: str | None, skip_bad_rows: bool):
     from .data import load_device
 
     table = load_device(device, data_dir, skip_bad_rows=skip_bad_rows)
-    for note in table.notes:
+    for note in table.notes[:NOTES_SHOWN]:
         err.print(f"[yellow]warning:[/yellow] {escape(table.source)}: {escape(note)}",
                   highlight=False, soft_wrap=True)
+    if len(table.notes) > NOTES_SHOWN:
+        err.print(f"[yellow]warning:[/yellow] {escape(table.source)}: ... and "
+                  f"{len(table.notes) - NOTES_SHOWN} more like these", highlight=False,
+                  soft_wrap=True)
     return table
 
 
@@ -262,13 +270,20 @@ def check_out_folder(path: str | None, force: bool, *, replaces: bool = True) ->
                                  param_hint="--out")
 
 
-def check_out_file(path: str, option: str = "--out") -> None:
-    """Refuse an output file that cannot be written, before the work that fills it."""
+def check_out_file(path: str, option: str = "--out", *, force: bool | None = None) -> None:
+    """Refuse an output file that cannot be written, before the work that fills it.
+
+    ``force``: None where the command appends to the file or resumes it; else an existing
+    file is replaced only with ``--force``.
+    """
     from pathlib import Path
 
     p = Path(path).expanduser()
     if p.is_dir():
         raise click.BadParameter(f"{path} is a folder; give the path of a file", param_hint=option)
+    if force is False and p.exists():
+        raise click.BadParameter(f"{path} already exists; pass --force to overwrite it or "
+                                 "choose another file", param_hint=option)
     folder = nearest_existing(p.resolve().parent)
     if not folder.is_dir():
         raise click.BadParameter(f"cannot create {path}: {folder} is a file, not a folder",
@@ -320,6 +335,25 @@ def _report_settings(storage, study_name, devices, budgets, oracle, objective, m
     return devices, budgets, oracle, objective, mode, sampler
 
 
+def _split_sizes(tables: list, train: int, val: int) -> tuple[int, int]:
+    """``--train`` / ``--val`` as given; left at their defaults on a table too small for
+    them (a user's board), 70 % / 10 % of its cells, the rest tested, and said so."""
+    ctx = click.get_current_context()
+    if any(ctx.get_parameter_source(p) is click.core.ParameterSource.COMMANDLINE
+           for p in ("train", "val")):
+        return train, val
+    small = min(tables, key=len)
+    n = len(small)
+    if train + val < n:
+        return train, val
+    train, val = max(1, int(n * 0.7)), int(n * 0.1)
+    err.print(f"{small.name} has {n} measured cells, fewer than the default --train 900 + "
+              f"--val 100: fitting on {train}, validating on {val}, testing on the other "
+              f"{n - train - val} (give --train / --val to choose)", highlight=False,
+              soft_wrap=True)
+    return train, val
+
+
 @main.command("fit-predictor")
 @device_options
 @click.option("--predictor", "-p", default="auto", show_default=True,
@@ -358,8 +392,10 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
     table = load_device_cli(device, data_dir, skip_bad_rows)
     params = predictor_params(predictor, config, sets)
     resolve_params(predictor, params)  # a bad name or value fails before the fit
-    spec = SplitSpec(train, val, seed, split_kind)
     few_shot = predictor == "transfer" and not random_cells
+    if not few_shot:
+        train, val = _split_sizes([table], train, val)
+    spec = SplitSpec(train, val, seed, split_kind)
     if few_shot:  # the cells `measure --cells-for transfer` would time; no validation cells
         from .transfer import split_informative
         chosen, test = split_informative(table, train, pretrained=params.get("pretrained"))
@@ -484,8 +520,9 @@ def predictors(name: str | None, as_json: bool) -> None:
 @click.argument("archs", nargs=-1)
 @click.option("--all", "all_cells", is_flag=True, help="Predict all 15,625 cells.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write arch,latency_ms here.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --csv file.")
 @json_option
-def predict(path, archs, all_cells, csv_path, as_json) -> None:
+def predict(path, archs, all_cells, csv_path, force, as_json) -> None:
     """Predicted latency (ms) of ARCHs (or --all) with a saved predictor.
 
     ARCH is an arch string such as '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|' or a
@@ -502,18 +539,16 @@ def predict(path, archs, all_cells, csv_path, as_json) -> None:
     if not path.strip():
         raise click.BadParameter("is empty: give the folder of a saved predictor",
                                  param_hint="--predictor")
-    if csv_path:
-        from pathlib import Path
-        parent = Path(csv_path).expanduser().resolve().parent
-        if not parent.is_dir() or not can_create_in(parent):
-            raise click.BadParameter(f"cannot write {csv_path}: folder {parent} does not exist "
-                                     "or is not writable; create it first", param_hint="--csv")
     cells = list(all_archs()) if all_cells else parse_archs_cli(archs)
+    if csv_path:
+        check_out_file(csv_path, "--csv", force=force)
     pred = load_predictor(path)
     lat = pred.predict(cells)
     rows = [{"arch": str(a), "latency_ms": float(v)} for a, v in zip(cells, lat)]
     if csv_path:
-        with open(csv_path, "w", newline="") as f:
+        from pathlib import Path
+        Path(csv_path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        with open(Path(csv_path).expanduser(), "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["arch", "latency_ms"])
             w.writerows((r["arch"], f"{r['latency_ms']:.6f}") for r in rows)
@@ -570,13 +605,14 @@ def evaluate(devices_, data_dir, skip_bad_rows, names, train, val, split_kind, s
         raise click.BadParameter(f"no device named in {devices_!r}; e.g. -d desktop_cpu,mobile_dsp",
                                  param_hint="-d")
     seq = tuple(range(seeds))
+    tables = [load_device_cli(d, data_dir, skip_bad_rows) for d in devs]
+    train, val = _split_sizes(tables, train, val)
     if split_seed is not None:
         protocol = Protocol(train, val, split_kind, (split_seed,), seq)
     elif model_seed is not None:
         protocol = Protocol(train, val, split_kind, seq, (model_seed,))
     else:
         protocol = Protocol(train, val, split_kind, seq)
-    tables = [load_device_cli(d, data_dir, skip_bad_rows) for d in devs]
     from .console import progress as make_progress
     with make_progress() as bar:
         results = evaluate_predictors(tables, preds, protocol, overrides=overrides, bar=bar)
@@ -1132,14 +1168,15 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
               help="Cell factors kept from the SVD [default: the transfer model's].")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="The .npz to write (loadable without executing code).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
 @json_option
-def pretrain(data_dir, exclude, rank, out_path, as_json) -> None:
+def pretrain(data_dir, exclude, rank, out_path, force, as_json) -> None:
     """Pretrain the few-shot 'transfer' predictor on every latency table (minus --exclude)."""
     from .transfer.pretrain import DEFAULT_RANK, pretrain as run_pretrain, save_pretrained
 
     if not out_path.endswith(".npz"):
         raise click.BadParameter(f"{out_path}: give a path ending in .npz", param_hint="--out")
-    check_out_file(out_path)  # before minutes of pretraining, not after
+    check_out_file(out_path, force=force)  # before minutes of pretraining, not after
     pre = run_pretrain(data_dir, exclude=exclude.split(","), rank=rank or DEFAULT_RANK,
                        log=lambda m: err.print(m, highlight=False))
     path = save_pretrained(pre, out_path)

@@ -47,8 +47,10 @@ def split_cells(table: LatencyTable, train: int, val: int, seed: int, kind: str 
     if train < 1 or val < 0:
         raise ConfigError(f"--train must be >= 1 and --val >= 0 (got {train}, {val})")
     if train + val > len(cells):
-        raise ConfigError(f"device {table.name!r} has {len(cells)} measured cells; "
-                          f"--train {train} + --val {val} is more than that")
+        n = len(cells)
+        raise ConfigError(f"device {table.name!r} has {n} measured cells; "
+                          f"--train {train} + --val {val} is more than that: give fewer, "
+                          f"e.g. --train {max(1, int(n * 0.7))} --val {int(n * 0.1)}")
     rng = np.random.default_rng(seed)
     if kind == "random":
         perm = rng.permutation(len(cells))

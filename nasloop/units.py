@@ -13,7 +13,7 @@ from .errors import NasloopError
 #: factor from each accepted unit to milliseconds
 _TO_MS = {"s": 1e3, "sec": 1e3, "ms": 1.0, "us": 1e-3, "µs": 1e-3}
 
-_BUDGET_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Zµ]+)\s*$")
+_BUDGET_RE = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Zµ]+)\s*$")
 
 
 class BudgetError(NasloopError, ValueError):
@@ -53,5 +53,5 @@ def parse_budget(text: str | float) -> float:
         value, unit = float(m.group(1)), m.group(2).lower()
     ms = value * _TO_MS[unit]
     if not math.isfinite(ms) or ms <= 0:
-        raise BudgetError(f"budget {text!r} must be a positive latency, e.g. 5ms")
+        raise BudgetError(f"budget {text!r} must be a finite positive latency, e.g. 5ms")
     return ms

@@ -275,8 +275,8 @@ def _csvs() -> Iterator[Bad]:
     yield bad("lookup-csv-extra-field", ("lookup", "-d", "extra.csv", BEST), "extra.csv",
               "line 2", "more field", files={"extra.csv": f'arch,latency_ms\n"{BEST}",1.0,7\n'})
     yield bad("fit-csv-too-few-cells", ("fit-predictor", "-d", "small.csv", "-p", "linear",
-                                        "--out", "newfit"), "small", "--train 900",
-              files={"small.csv": small})
+                                        "--train", "900", "--out", "newfit"), "small",
+              "--train 900", "e.g. --train 7 --val 1", files={"small.csv": small})
     yield bad("measure-cells-from-binary", ("measure", "--cells-from", "g.txt", "--out",
                                              "m.csv"), "g.txt", files={"g.txt": b"\xff\xfe\x81"})
     yield bad("measure-cells-from-empty", ("measure", "--cells-from", "e.txt", "--out", "m.csv"),
@@ -376,8 +376,8 @@ def _outputs() -> Iterator[Bad]:
               "search_out", "holds no saved nasloop predictor")
     yield bad("fit-out-force-here", (*base, "--out", ".", "--force"), ".",
               "holds no saved nasloop predictor")
-    yield bad("predict-csv-missing-folder", (*PREDICT, "--all", "--csv", "missing/dir/x.csv"),
-              "missing/dir/x.csv")
+    yield bad("predict-csv-under-a-file", (*PREDICT, "--all", "--csv", "afile/x.csv"),
+              "afile/x.csv", "is a file", files={"afile": "x"})
     yield bad("predict-csv-is-folder", (*PREDICT, BEST, "--csv", "search_out"), "search_out")
     yield bad("predict-csv-under-file", (*PREDICT, BEST, "--csv", "preds.csv/x.csv"),
               "preds.csv/x.csv")

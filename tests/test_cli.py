@@ -308,8 +308,9 @@ def test_bad_inputs_fail_before_any_fit(tmp_path):
     assert r.exit_code == 1 and "n_estimators" in r.output and "Traceback" not in r.output
     r = run("evaluate", "-d", "desktop_gpu", "-p", "linear,foo", "--seeds", "1")
     assert r.exit_code == 1 and "unknown predictor 'foo'" in r.output
-    r = run("predict", "--predictor", str(folder), "--all", "--csv", str(tmp_path / "no" / "x.csv"))
-    assert r.exit_code == 2 and "does not exist" in r.output
+    (tmp_path / "afile").write_text("x")
+    r = run("predict", "--predictor", str(folder), "--all", "--csv", str(tmp_path / "afile" / "x.csv"))
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output
 
 
 def test_fit_predictor_auto_prints_its_choice(tmp_path):
@@ -429,3 +430,77 @@ def test_evaluate_skips_bad_rows_of_a_device_csv_when_asked(tmp_path):
     res = CliRunner().invoke(main, [*args, "--skip-bad-rows"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)
+
+
+def _board(tmp_path, n: int, extra: str = "") -> str:
+    """A user's board: ``n`` cells with made-up latencies, as a device CSV."""
+    from nasloop.space import arch_from_index
+
+    rows = "".join(f"{arch_from_index(i)},{1 + (i % 97) / 10}\n" for i in range(n))
+    path = tmp_path / "board.csv"
+    path.write_text("arch,latency_ms\n" + rows + extra)
+    return str(path)
+
+
+def test_a_small_board_gets_a_split_that_fits_and_an_explicit_one_is_kept(tmp_path):
+    # the default 900 / 100 does not fit 300 cells: 70 % / 10 % / the rest tested, said
+    # on stderr; the numbers given on the command line are never changed
+    board = _board(tmp_path, 300)
+    res = CliRunner().invoke(main, ["fit-predictor", "-d", board, "-p", "linear", "--json"])
+    assert res.exit_code == 0, res.output
+    split = json.loads(res.stdout)["split"]
+    assert (split["train"], split["val"], split["test"]) == (210, 30, 60)
+    assert "fitting on 210, validating on 30, testing on the other 60" in res.stderr
+    res = CliRunner().invoke(main, ["fit-predictor", "-d", board, "-p", "linear", "--train",
+                                    "250", "--json"])
+    assert res.exit_code == 1 and "--train 250 + --val 100" in res.output
+    assert "e.g. --train 210 --val 30" in res.output
+    res = CliRunner().invoke(main, ["evaluate", "-d", board, "-p", "linear", "--seeds", "1",
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["protocol"]["train"] == 210
+
+
+def test_predict_and_pretrain_refuse_to_overwrite_a_file_without_force(tmp_path, monkeypatch):
+    import importlib
+
+    fit = tmp_path / "fit"
+    board = _board(tmp_path, 60)
+    res = CliRunner().invoke(main, ["fit-predictor", "-d", board, "-p", "linear", "--train",
+                                    "40", "--val", "5", "--out", str(fit)])
+    assert res.exit_code == 0, res.output
+    target = tmp_path / "sub" / "all.csv"  # a missing folder is created, as for --out
+    args = ["predict", "-p", str(fit), "(3,0,1,2,4,3)", "--csv", str(target)]
+    assert CliRunner().invoke(main, args).exit_code == 0 and target.is_file()
+    target.write_text("precious")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "already exists; pass --force" in res.output
+    assert target.read_text() == "precious"
+    assert CliRunner().invoke(main, [*args, "--force"]).exit_code == 0
+    assert target.read_text().startswith("arch,latency_ms")
+
+    pretrain_mod = importlib.import_module("nasloop.transfer.pretrain")
+    monkeypatch.setattr(pretrain_mod, "pretrain", lambda *a, **k: pytest.fail("pretrained"))
+    npz = tmp_path / "p.npz"
+    npz.write_text("precious")
+    res = CliRunner().invoke(main, ["pretrain", "--out", str(npz)])
+    assert res.exit_code == 2 and "already exists; pass --force" in res.output
+
+
+def test_pretrain_without_a_data_directory_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("NASLOOP_DATA", raising=False)
+    res = CliRunner().invoke(main, ["pretrain", "--out", str(tmp_path / "p.npz")])
+    assert res.exit_code == 1 and "no benchmark data directory" in res.output
+    assert "NASLOOP_DATA" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_a_repeated_header_column_and_many_bad_rows_are_reported_briefly(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("arch,latency_ms,latency_ms\n(3,0,1,2,4,3),1.0,9.0\n")
+    res = CliRunner().invoke(main, ["lookup", "-d", str(path), "(3,0,1,2,4,3)"])
+    assert res.exit_code == 1 and "names latency_ms more than once" in res.output
+    board = _board(tmp_path, 60, extra="".join(f"bad-{i},1\n" for i in range(30)))
+    res = CliRunner().invoke(main, ["lookup", "-d", board, "(0,0,0,0,0,3)", "--skip-bad-rows"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("warning:") == 11 and "... and 20 more like these" in res.stderr

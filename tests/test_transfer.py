@@ -30,7 +30,7 @@ def test_rebuild_small_model_names_sources_and_licences(small_model):
 
 
 def test_shipped_model_is_present_small_and_documented():
-    assert SHIPPED.is_file(), "rebuild: nasloop pretrain --out nasloop/data/pretrained/transfer.npz"
+    assert SHIPPED.is_file(), "rebuild: nasloop pretrain --force --out nasloop/data/pretrained/transfer.npz"
     assert SHIPPED.stat().st_size <= 5e6
     meta = load_pretrained(SHIPPED).meta
     assert len(meta["sources"]) >= 27 and meta["rebuild"].startswith("nasloop pretrain")
@@ -114,7 +114,8 @@ def test_cli_pretrain_fit_and_measure_cells_for(tmp_path, data_dir, monkeypatch)
     meta = json.loads(r.stdout)
     names = {s["name"] for s in meta["sources"]}
     assert "desktop_gpu" not in names and "desktop_cpu" in names and meta["rank"] == 3
-    r = CliRunner().invoke(main, ["pretrain", "--exclude", "desktop_gpux", "--out", str(out)])
+    r = CliRunner().invoke(main, ["pretrain", "--exclude", "desktop_gpux", "--out", str(out),
+                                  "--force"])
     assert r.exit_code == 1 and "desktop_gpux" in r.stderr
     r = CliRunner().invoke(main, ["fit-predictor", "-d", "desktop_gpu", "-p", "transfer",
                                   "--train", "20", "--set", f"pretrained={out}", "--json"])

@@ -182,6 +182,10 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
     if "arch" not in cols or "latency_ms" not in cols:
         raise DataError(f"{path}: a device CSV needs the header 'arch,latency_ms' "
                         f"(found {','.join(cols) or 'no header'})")
+    twice = sorted({c for c in cols if cols.count(c) > 1})
+    if twice:
+        raise DataError(f"{path}: the header names {', '.join(twice)} more than once; keep "
+                        "one column of each")
     lat = np.full(NUM_CELLS, np.nan)
     first_line: dict[int, int] = {}
     problems: list[CsvProblem] = []
@@ -210,11 +214,15 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
             problems.append(CsvProblem(line, "latency_ms is NaN"))
             continue
         if not math.isfinite(v) or v <= 0:
-            problems.append(CsvProblem(line, f"latency_ms is {v}; it must be positive"))
+            problems.append(CsvProblem(line, f"latency_ms is {v}; it must be a finite "
+                                             "positive number"))
             continue
         i = arch_index(arch)
         if i in first_line:
-            problems.append(CsvProblem(line, f"duplicate of line {first_line[i]} ({arch})"))
+            same = lat[i] == v
+            problems.append(CsvProblem(line, f"duplicate of line {first_line[i]} ({arch})" + (
+                "" if same else f", with another latency ({v:g} ms here, {lat[i]:g} ms "
+                                "there): keep the right one")))
             continue
         first_line[i] = line
         lat[i] = v

@@ -14,11 +14,22 @@ import torch
 
 from ..network import INPUT_SHAPE, CellNetwork
 from ..space import Arch
+from .timing import pinned_threads
 
 
 @lru_cache(maxsize=None)
 def synflow(arch: Arch, seed: int = 0) -> float:
-    """log10 of the synflow score of ``arch``'s network (higher: expected more accurate)."""
+    """log10 of the synflow score of ``arch``'s network (higher: expected more accurate).
+
+    One torch thread: a search scores one small network per trial, where threads only
+    add overhead, and on a busy machine they stall (1.5-3.9 s a cell with two threads
+    against 0.06 s with one, at load 4; session 17).
+    """
+    with pinned_threads(1):
+        return _synflow(arch, seed)
+
+
+def _synflow(arch: Arch, seed: int) -> float:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = CellNetwork(arch, form="reference").double()

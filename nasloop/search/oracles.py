@@ -211,8 +211,9 @@ def oracle_split(table: LatencyTable, train: int | None, val: int = 100) -> tupl
         train = min(900, n - hold)
     if train < 1 or train >= n:
         raise ConfigError(f"--train {train}: {table.name} has {n} measured cells, and a "
-                          f"predictor oracle keeps some to validate on; give --train "
-                          f"{max(1, n - hold)} or fewer, or --oracle true")
+                          f"predictor oracle keeps at least one to validate on; give --train "
+                          f"{max(1, n - 1)} or fewer ({max(1, n - hold)} keeps a tenth), or "
+                          "--oracle true")
     return int(train), int(min(val, n - train))
 
 

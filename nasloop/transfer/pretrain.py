@@ -28,7 +28,7 @@ FORMAT = "nasloop-transfer/1"
 DEFAULT_RANK = 8
 LICENCES = {"brpnas": "Apache-2.0 (Eagle / BRP-NAS dataset)", "help": "MIT (HELP dataset)",
             "measured": "Apache-2.0 (measured by nasloop)", "csv": "user measurements"}
-#: the model shipped inside the package (rebuilt by ``nasloop pretrain --out`` this path)
+#: the model shipped inside the package (rebuilt by ``nasloop pretrain --force --out`` this path)
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "pretrained" / "transfer.npz"
 CACHE_ENV = "NASLOOP_CACHE"
 
@@ -51,6 +51,10 @@ def pretrain(data_dir: str | Path | None = None, *, exclude: Iterable[str] = (),
     """
     excl = {e.strip() for e in exclude if e.strip()}
     root = resolve_data_dir(data_dir, required=False)
+    if root is None and tables is None:  # nasloop's own tables alone are no population
+        raise DataError("no benchmark data directory: pretraining uses the public latency "
+                        "tables; pass --data-dir DIR (the folder holding eagle/ and help/) or "
+                        "set NASLOOP_DATA")
     if root is not None and tables is None and not any(
             d.kind != "measured" for d in available_devices(data_dir)):
         raise DataError(no_benchmark_tables(root))  # not a model of this machine's tables alone
