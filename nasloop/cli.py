@@ -1,6 +1,7 @@
 """The ``nasloop`` command line: a thin layer over the library API."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -918,7 +919,7 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                                            heartbeat=heartbeat))
     else:
         table = load_device_cli(device, data_dir, skip_bad_rows)
-        acc = user if user is not None else load_accuracy(data_dir, required=True)
+        acc, objective = _objective_of(user, objective, data_dir)
         # an impossible budget or a resume with other settings fails before the oracle is fitted
         check_budget(table, budget)
         check_study(storage, study_name, study_settings(budget, table.name, oracle_label(oracle),
@@ -966,6 +967,26 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         sys.exit(1)
 
 
+def _objective_of(user, objective: str, data_dir: str | None):
+    """``(accuracy, objective label)`` of a search on device tables: the user's function,
+    else the accuracy table; with neither an accuracy table nor ``--objective`` given (a
+    user's board CSV on a machine without the public data), synflow, as in the live mode."""
+    from .data import load_accuracy, resolve_data_dir
+    from .measure.zero_cost import synflow_scores
+
+    if user is not None:
+        return user, objective
+    given = click.get_current_context().get_parameter_source("objective")
+    if (resolve_data_dir(data_dir, required=False) is not None
+            or given is click.core.ParameterSource.COMMANDLINE):
+        return load_accuracy(data_dir, required=True), objective
+    err.print("[yellow]no accuracy table (no data directory): the objective is synflow, a "
+              "data-free zero-cost proxy of accuracy (log10 score; higher is better); pass "
+              "--data-dir DIR or set NASLOOP_DATA for CIFAR-10 accuracy[/yellow]",
+              highlight=False, soft_wrap=True)
+    return synflow_scores, "synflow"
+
+
 def _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, seed, params,
                     cache_dir, no_cache, user, objective, sampler, mode, cfg):
     """Several --device/--budget pairs: one oracle per device, one joint search."""
@@ -976,7 +997,8 @@ def _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, se
     from .search.oracles import oracle_label
 
     tables = [load_device_cli(d, data_dir, skip_bad_rows) for d in devices]
-    acc = user if user is not None else load_accuracy(data_dir, required=True)
+    acc, objective = _objective_of(user, objective, data_dir)
+    cfg = dataclasses.replace(cfg, objective=objective)
     # impossible budgets or a resume with other settings fail before any oracle is fitted
     pairs = list(zip(tables, budgets))
     check_targets(pairs)

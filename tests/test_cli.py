@@ -504,3 +504,19 @@ def test_a_repeated_header_column_and_many_bad_rows_are_reported_briefly(tmp_pat
     res = CliRunner().invoke(main, ["lookup", "-d", board, "(0,0,0,0,0,3)", "--skip-bad-rows"])
     assert res.exit_code == 0, res.output
     assert res.stderr.count("warning:") == 11 and "... and 20 more like these" in res.stderr
+
+
+def test_a_board_searched_without_the_public_data_is_scored_by_synflow(tmp_path, monkeypatch):
+    # no accuracy table anywhere: the live mode's data-free proxy, said on stderr; asking
+    # for an accuracy objective by name still needs the data
+    monkeypatch.delenv("NASLOOP_DATA", raising=False)
+    board = _board(tmp_path, 40)
+    args = ["search", "-d", board, "-b", "3ms", "--oracle", "true", "--trials", "5", "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["objective"] == "synflow" and out["best"] is not None
+    assert "the objective is synflow" in res.stderr
+    assert out["optimum"]["accuracy"] >= out["best"]["accuracy"]  # scored on the timed cells
+    res = CliRunner().invoke(main, [*args, "--objective", "cifar100"])
+    assert res.exit_code == 1 and "NASLOOP_DATA" in res.output

@@ -322,7 +322,7 @@ def test_a_predictor_oracle_on_a_small_user_table_fits_on_what_it_has(tmp_path):
     assert oracle_split(small, 30) == (30, 19)
     big = LatencyTable("big", "", "", np.linspace(1, 5, NUM_CELLS))
     assert oracle_split(big, None) == (900, 100) and oracle_split(big, 200) == (200, 100)
-    with pytest.raises(ConfigError, match="--train 49: board has 49 measured cells.*--train 45"):
+    with pytest.raises(ConfigError, match="--train 49: board has 49 measured cells.*--train 48 or fewer .45 keeps a tenth"):
         oracle_split(small, 49)
     csv_path = tmp_path / "board.csv"
     cells = [arch_from_index(i) for i in range(49)]
