@@ -772,7 +772,7 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     from .search import (SearchConfig, check_budget, check_study, get_oracle, make_sampler,
                          run_search, study_settings)
     from .search.oracles import DEFAULT_ORACLE, oracle_label
-    from .search.report import result_table, write_outputs
+    from .search.report import front_table, result_table, write_outputs
     from .search.samplers import default_sampler
 
     if report and storage and not set(devices) & {"cpu", "cuda"}:  # (live: refused below)
@@ -952,6 +952,9 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         print_json(res.to_dict())
     else:
         out.print(result_table(res))
+        front = front_table(res)
+        if front is not None:
+            out.print(front)
         if res.message:
             err.print(f"[yellow]{escape(res.message)}[/yellow]")
         if res.cells_measured is not None:

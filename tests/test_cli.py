@@ -520,3 +520,16 @@ def test_a_board_searched_without_the_public_data_is_scored_by_synflow(tmp_path,
     assert out["optimum"]["accuracy"] >= out["best"]["accuracy"]  # scored on the timed cells
     res = CliRunner().invoke(main, [*args, "--objective", "cifar100"])
     assert res.exit_code == 1 and "NASLOOP_DATA" in res.output
+
+
+def test_pareto_mode_prints_its_front(tmp_path):
+    board = _board(tmp_path, 200)
+    res = CliRunner().invoke(main, ["search", "-d", board, "-b", "5ms", "--mode", "pareto",
+                                    "--oracle", "true", "--trials", "12"],
+                             env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "Pareto front:" in res.stdout
+    js = CliRunner().invoke(main, ["search", "-d", board, "-b", "5ms", "--mode", "pareto",
+                                   "--oracle", "true", "--trials", "12", "--json"])
+    front = json.loads(js.stdout)["pareto_front"]
+    assert front and all(r["arch"] in res.stdout for r in front)

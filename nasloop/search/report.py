@@ -77,6 +77,21 @@ def result_table(res: SearchResult) -> Table:
     return t
 
 
+def front_table(res: SearchResult) -> Table | None:
+    """``--mode pareto``: the accuracy / predicted-latency front the study found, fastest
+    first (None in the constrained mode or when the front is empty)."""
+    if not res.pareto_front:
+        return None
+    t = Table(title=f"Pareto front: {len(res.pareto_front)} network(s) no other beats on "
+                    f"both {_score_label(res)} and predicted latency")
+    t.add_column("arch", overflow="fold")
+    t.add_column(_score_label(res), justify="right")
+    t.add_column("predicted ms" if res.unit != "load" else "predicted load", justify="right")
+    for r in res.pareto_front:
+        t.add_row(r["arch"], fmt(r["accuracy"], 2), fmt(r["predicted_latency_ms"]))
+    return t
+
+
 def _latencies(c: Candidate, several: bool) -> list[str]:
     if several:
         return [f"{fmt(r['true_ms'])} ({fmt(r['predicted_ms'])})" for r in c.per_device]
