@@ -81,6 +81,18 @@ def load_device_cli(device: str, data_dir: str | None, skip_bad_rows: bool):
     return table
 
 
+def load_devices_cli(specs: list[str], data_dir: str | None, skip_bad_rows: bool) -> list:
+    """Several ``--device`` tables, one name each: CSVs whose file names collide
+    (``boardA/latency.csv``, ``boardB/latency.csv``) are named by their paths as given."""
+    from pathlib import Path
+
+    tables = [load_device_cli(d, data_dir, skip_bad_rows) for d in specs]
+    names = [t.name for t in tables]
+    return [dataclasses.replace(t, name=str(Path(spec).with_suffix("")))
+            if names.count(t.name) > 1 and spec.lower().endswith(".csv") else t
+            for t, spec in zip(tables, specs)]
+
+
 def parse_archs_cli(values) -> list[Arch]:
     try:
         return coerce_archs(values)
@@ -606,7 +618,7 @@ def evaluate(devices_, data_dir, skip_bad_rows, names, train, val, split_kind, s
         raise click.BadParameter(f"no device named in {devices_!r}; e.g. -d desktop_cpu,mobile_dsp",
                                  param_hint="-d")
     seq = tuple(range(seeds))
-    tables = [load_device_cli(d, data_dir, skip_bad_rows) for d in devs]
+    tables = load_devices_cli(devs, data_dir, skip_bad_rows)
     train, val = _split_sizes(tables, train, val)
     if split_seed is not None:
         protocol = Protocol(train, val, split_kind, (split_seed,), seq)
@@ -999,7 +1011,7 @@ def _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, se
     from .search.multi import Target, check_targets, run_multi_search, targets_label
     from .search.oracles import oracle_label
 
-    tables = [load_device_cli(d, data_dir, skip_bad_rows) for d in devices]
+    tables = load_devices_cli(list(devices), data_dir, skip_bad_rows)
     acc, objective = _objective_of(user, objective, data_dir)
     cfg = dataclasses.replace(cfg, objective=objective)
     # impossible budgets or a resume with other settings fail before any oracle is fitted

@@ -533,3 +533,27 @@ def test_pareto_mode_prints_its_front(tmp_path):
                                    "--oracle", "true", "--trials", "12", "--json"])
     front = json.loads(js.stdout)["pareto_front"]
     assert front and all(r["arch"] in res.stdout for r in front)
+
+
+def test_boards_with_the_same_file_name_are_told_apart(tmp_path):
+    # two boards as boardA/latency.csv and boardB/latency.csv are two devices; a user's
+    # desktop_gpu.csv is never the benchmark's desktop_gpu
+    from nasloop.data import load_device
+
+    for sub in ("boardA", "boardB"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "latency.csv").write_text(open(_board(tmp_path, 200)).read())
+    a, b = (str(tmp_path / s / "latency.csv") for s in ("boardA", "boardB"))
+    res = CliRunner().invoke(main, ["search", "-d", a, "-b", "5ms", "-d", b, "-b", "6ms",
+                                    "--oracle", "true", "--trials", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    names = [t["device"] for t in json.loads(res.stdout)["targets"]]
+    assert len(set(names)) == 2 and names[0].endswith("boardA/latency")
+    res = CliRunner().invoke(main, ["search", "-d", a, "-b", "5ms", "-d", a, "-b", "6ms",
+                                    "--oracle", "true", "--trials", "4"])
+    assert res.exit_code == 1 and "given twice" in res.output
+    own = tmp_path / "desktop_gpu.csv"
+    own.write_text(open(_board(tmp_path, 50)).read())
+    assert load_device(str(own)).name == "desktop_gpu.csv"
+    res = CliRunner().invoke(main, ["lookup", "-d", str(tmp_path / "boardA"), "(3,0,1,2,4,3)"])
+    assert res.exit_code == 1 and "Traceback" not in res.output

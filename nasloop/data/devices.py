@@ -5,6 +5,7 @@ measurements (``arch,latency_ms``): every command that takes ``--device`` accept
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import warnings
@@ -158,10 +159,16 @@ def load_device(spec: str | Path, data_dir: str | Path | None = None, *,
     spec_s = str(spec)
     path = Path(spec_s).expanduser()
     if spec_s.lower().endswith(".csv") or path.is_file():
+        if path.is_dir():
+            raise DataError(f"device CSV {path} is a folder; give the path of the CSV file")
         if not path.is_file():
             raise DataError(f"device CSV {path} does not exist")
         st = path.stat()
-        return _load_csv_cached(str(path.resolve()), st.st_mtime_ns, st.st_size, skip_bad_rows)
+        table = _load_csv_cached(str(path.resolve()), st.st_mtime_ns, st.st_size, skip_bad_rows)
+        if table.name in CATALOGUE or table.name in {d.name for d in measured_devices()}:
+            # a user's desktop_gpu.csv is not the benchmark's desktop_gpu: never one name
+            table = dataclasses.replace(table, name=path.name)
+        return table
     measured = {d.name: d for d in measured_devices()}
     if spec_s in measured:
         d = measured[spec_s]
