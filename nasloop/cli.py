@@ -47,8 +47,20 @@ class NasloopGroup(click.Group):
 
 
 def data_dir_option(f):
+    # a --data-dir given must exist, even where the device is a CSV that does not need it:
+    # a typo there is never ignored
     return click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                        callback=_existing_data_dir,
                         help="Benchmark data folder (eagle/, help/, nats/); default $NASLOOP_DATA.")(f)
+
+
+def _existing_data_dir(ctx, param, value: str | None) -> str | None:
+    from pathlib import Path
+
+    if value and value.strip() and not Path(value).expanduser().exists():
+        raise click.BadParameter(f"{value} does not exist: give the folder holding eagle/, "
+                                 "help/ and nats/", param_hint="--data-dir")
+    return value
 
 
 def device_options(f):

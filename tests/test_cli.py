@@ -557,3 +557,13 @@ def test_boards_with_the_same_file_name_are_told_apart(tmp_path):
     assert load_device(str(own)).name == "desktop_gpu.csv"
     res = CliRunner().invoke(main, ["lookup", "-d", str(tmp_path / "boardA"), "(3,0,1,2,4,3)"])
     assert res.exit_code == 1 and "Traceback" not in res.output
+
+
+def test_a_mistyped_data_dir_or_pretrained_file_is_named(tmp_path):
+    board = _board(tmp_path, 60)
+    res = CliRunner().invoke(main, ["fit-predictor", "-d", board, "-p", "linear", "--data-dir",
+                                    str(tmp_path / "nodata")])
+    assert res.exit_code == 2 and "nodata does not exist" in res.output
+    res = CliRunner().invoke(main, ["fit-predictor", "-d", board, "-p", "transfer", "--train",
+                                    "20", "--set", f"pretrained={board}"])
+    assert res.exit_code == 1 and "not a model written by 'nasloop pretrain'" in res.output

@@ -117,6 +117,10 @@ def load_pretrained(path: str | Path) -> Pretrained:
     if not path.is_file():
         raise DataError(f"pretrained model {path} does not exist: build one with "
                         "'nasloop pretrain --out PATH' or leave pretrained unset")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # an .npz is a zip archive
+            raise DataError(f"pretrained model {path} is not a model written by 'nasloop "
+                            "pretrain' (an .npz); give such a file, or leave pretrained unset")
     st = path.stat()
     return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
 
