@@ -1146,20 +1146,25 @@ def measure(device, n_cells, all_cells, cells_from, cells_for, pretrained, batch
         except (OSError, UnicodeDecodeError) as e:
             raise click.BadParameter(f"cannot read {cells_from} as text ({e}); give a file of "
                                      "arch strings, one a line", param_hint="--cells-from") from None
-        header = next(_csv.reader(text[:1]), [])
-        if "arch" in (h.strip() for h in header):  # a table with an arch column (measure's)
-            raw = [(r.get("arch") or "").strip() for r in _csv.DictReader(
-                text, fieldnames=[h.strip() for h in header])][1:]
-            raw = [a for a in raw if a]
+        header = [h.strip() for h in next(_csv.reader(text[:1]), [])]
+        if "arch" in header:  # a table with an arch column (measure's)
+            col = header.index("arch")
+            raw = [(n, row[col].strip() if len(row) > col else "")
+                   for n, row in enumerate(_csv.reader(text), start=1) if n > 1]
         else:
-            raw = [ln.strip() for ln in text if ln.strip()]
+            raw = [(n, ln.strip()) for n, ln in enumerate(text, start=1)]
+        raw = [(n, a) for n, a in raw if a]
         if not raw:
             raise click.BadParameter(f"{cells_from} holds no arch strings; give a file of "
                                      "arch strings, one a line", param_hint="--cells-from")
-        try:
-            cells = coerce_archs(raw)
-        except NasloopError as e:
-            raise click.BadParameter(f"{cells_from}: {e}", param_hint="--cells-from") from None
+        cells = []
+        for n, a in raw:  # the file's own line numbers, as the device loader gives them
+            try:
+                cells.append(Arch.coerce(a))
+            except NasloopError as e:
+                msg = str(e) if a in str(e) else f"{a!r}: {e}"
+                raise click.BadParameter(f"{cells_from} line {n}: {msg}",
+                                         param_hint="--cells-from") from None
     from pathlib import Path
 
     runs = [Path(out_path)]

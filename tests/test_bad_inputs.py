@@ -126,7 +126,7 @@ def _archs() -> Iterator[Bad]:
               files={"cells.txt": f"archx\n{BEST}\n"})
     yield bad("measure-cells-from-bad-arch-column", ("measure", "--cells-from", "cells.csv",
                                                       "--out", "m.csv"), "(7,0,0,0,0,0)",
-              files={"cells.csv": f"arch\n{BEST}\n\"(7,0,0,0,0,0)\"\n"})
+              "line 3", files={"cells.csv": f"arch\n{BEST}\n\"(7,0,0,0,0,0)\"\n"})
 
 
 BUDGETS = ["5 parsecs", "-1ms", "nan", "nanms", "inf", "infms", "", "5", "0ms", "0 s", "ms",
