@@ -22,8 +22,8 @@ def synflow(arch: Arch, seed: int = 0) -> float:
     """log10 of the synflow score of ``arch``'s network (higher: expected more accurate).
 
     One torch thread: a search scores one small network per trial, where threads only
-    add overhead, and on a busy machine they stall (1.5-3.9 s a cell with two threads
-    against 0.06 s with one, at load 4; session 17).
+    add overhead, and on a busy machine they stall (a median of 3.5 s a cell with two
+    threads against 0.07 s with one, at load 3; ``benchmarks/threads.py``, session 17).
     """
     with pinned_threads(1):
         return _synflow(arch, seed)

@@ -18,9 +18,10 @@ class XGBoostPredictor(Predictor):
 
     tags = {"stochastic": True, "iterative": False}
 
-    # n_jobs=1: on a busy machine OpenMP threads stall each other. At load 3 on the 2-core
-    # VM a 900-cell fit took 49 s with two threads against 1 s with one (session 17), and
-    # ``auto`` fits XGBoost beside its GCN workers, which is such a machine
+    # n_jobs=1: on a busy machine OpenMP threads wait on each other. At load 3 on the 2-core
+    # VM a 900-cell fit took 0.24 s with one thread against 0.61 s with two
+    # (``benchmarks/threads.py``, session 17), and ``auto`` fits XGBoost beside its GCN
+    # workers, which makes such a machine. The predictions are the same either way
     def __init__(self, *, n_estimators: int = 500, max_depth: int = 6, learning_rate: float = 0.05,
                  subsample: float = 0.9, features: str = "onehot", seed: int = 0, n_jobs: int = 1):
         self.n_estimators = n_estimators
