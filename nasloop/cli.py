@@ -371,12 +371,12 @@ def _split_sizes(tables: list, train: int, val: int) -> tuple[int, int]:
     n = len(small)
     if train + val < n:
         return train, val
-    train, val = max(1, int(n * 0.7)), int(n * 0.1)
-    err.print(f"{small.name} has {n} measured cells, fewer than the default --train 900 + "
-              f"--val 100: fitting on {train}, validating on {val}, testing on the other "
-              f"{n - train - val} (give --train / --val to choose)", highlight=False,
-              soft_wrap=True)
-    return train, val
+    err.print(f"{small.name} has {n} measured cells, too few for the default --train "
+              f"{train} + --val {val} to leave test cells: fitting on {int(n * 0.7) or 1}, "
+              f"validating on {int(n * 0.1)}, testing on the other "
+              f"{n - max(1, int(n * 0.7)) - int(n * 0.1)} (give --train / --val to choose)",
+              highlight=False, soft_wrap=True)
+    return max(1, int(n * 0.7)), int(n * 0.1)
 
 
 @main.command("fit-predictor")
@@ -943,7 +943,7 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                                            heartbeat=heartbeat))
     else:
         table = load_device_cli(device, data_dir, skip_bad_rows)
-        acc, objective = _objective_of(user, objective, data_dir)
+        acc, objective = _objective_of(user, objective, data_dir, chosen=bool(report))
         # an impossible budget or a resume with other settings fails before the oracle is fitted
         check_budget(table, budget)
         check_study(storage, study_name, study_settings(budget, table.name, oracle_label(oracle),
@@ -961,7 +961,9 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
                 start_workers(workers, dict(
                     device=device, data_dir=data_dir, skip_bad_rows=skip_bad_rows,
                     budget=budget, oracle=oracle, train=train, config=config,
-                    objective=None if user else objective, objective_fn=objective_fn,
+                    # synflow: each worker finds it has no accuracy table, as here
+                    objective=None if user or objective == "synflow" else objective,
+                    objective_fn=objective_fn,
                     trials=trials, sampler=sampler, mode=mode, seed=seed, storage=storage,
                     study_name=study_name, top=top, confidence=confidence, sets=sets,
                     cache_dir=cache_dir, heartbeat=heartbeat),
@@ -994,18 +996,22 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
         sys.exit(1)
 
 
-def _objective_of(user, objective: str, data_dir: str | None):
+def _objective_of(user, objective: str, data_dir: str | None, chosen: bool = False):
     """``(accuracy, objective label)`` of a search on device tables: the user's function,
-    else the accuracy table; with neither an accuracy table nor ``--objective`` given (a
-    user's board CSV on a machine without the public data), synflow, as in the live mode."""
+    else the accuracy table; without a data directory and with no objective chosen (on the
+    command line, or by the stored study a report reads: ``chosen``), synflow, as in the
+    live mode (a user's board CSV on a machine without the public data). A data directory
+    without its accuracy table is an error that names the file."""
     from .data import load_accuracy, resolve_data_dir
     from .measure.zero_cost import synflow_scores
 
     if user is not None:
         return user, objective
-    given = click.get_current_context().get_parameter_source("objective")
-    if (resolve_data_dir(data_dir, required=False) is not None
-            or given is click.core.ParameterSource.COMMANDLINE):
+    if objective == "synflow":  # a study searched by synflow, reported or resumed
+        return synflow_scores, objective
+    given = chosen or (click.get_current_context().get_parameter_source("objective")
+                       is click.core.ParameterSource.COMMANDLINE)
+    if resolve_data_dir(data_dir, required=False) is not None or given:
         return load_accuracy(data_dir, required=True), objective
     err.print("[yellow]no accuracy table (no data directory): the objective is synflow, a "
               "data-free zero-cost proxy of accuracy (log10 score; higher is better); pass "

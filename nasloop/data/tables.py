@@ -182,7 +182,7 @@ def _parse_csv_table(path: Path, text: str, skip_bad_rows: bool, name: str | Non
     if "arch" not in cols or "latency_ms" not in cols:
         raise DataError(f"{path}: a device CSV needs the header 'arch,latency_ms' "
                         f"(found {','.join(cols) or 'no header'})")
-    twice = sorted({c for c in cols if cols.count(c) > 1})
+    twice = sorted({c for c in cols if c and cols.count(c) > 1})  # blanks: trailing commas
     if twice:
         raise DataError(f"{path}: the header names {', '.join(twice)} more than once; keep "
                         "one column of each")

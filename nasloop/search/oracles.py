@@ -244,7 +244,8 @@ def get_oracle(spec: str | None, table: LatencyTable, *, train: int | None = 900
     params = dict(params or {})
     train, val = oracle_split(table, train, val)
     calibration = _validation_calibration(table, train, val, seed)
-    folder = default_cache_dir(cache_dir) / f"{spec}-{table.name}-{_cache_key(table, spec, params, train, val, seed)}"
+    name = table.name.replace(os.sep, "_").replace("/", "_")  # a board named by its path
+    folder = default_cache_dir(cache_dir) / f"{spec}-{name}-{_cache_key(table, spec, params, train, val, seed)}"
     if use_cache and (folder / "meta.json").is_file():
         try:
             cached = PredictorOracle(load_predictor(folder), name=spec)

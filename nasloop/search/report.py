@@ -82,8 +82,9 @@ def front_table(res: SearchResult) -> Table | None:
     first (None in the constrained mode or when the front is empty)."""
     if not res.pareto_front:
         return None
+    what = "predicted load" if res.unit == "load" else "predicted latency"
     t = Table(title=f"Pareto front: {len(res.pareto_front)} network(s) no other beats on "
-                    f"both {_score_label(res)} and predicted latency")
+                    f"both {_score_label(res)} and {what}")
     t.add_column("arch", overflow="fold")
     t.add_column(_score_label(res), justify="right")
     t.add_column("predicted ms" if res.unit != "load" else "predicted load", justify="right")

@@ -117,10 +117,14 @@ def load_pretrained(path: str | Path) -> Pretrained:
     if not path.is_file():
         raise DataError(f"pretrained model {path} does not exist: build one with "
                         "'nasloop pretrain --out PATH' or leave pretrained unset")
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":  # an .npz is a zip archive
-            raise DataError(f"pretrained model {path} is not a model written by 'nasloop "
-                            "pretrain' (an .npz); give such a file, or leave pretrained unset")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise DataError(f"cannot read pretrained model {path} ({e.strerror or e})") from None
+    if magic != b"PK\x03\x04":  # an .npz is a zip archive
+        raise DataError(f"pretrained model {path} is not a model written by 'nasloop "
+                        "pretrain' (an .npz); give such a file, or leave pretrained unset")
     st = path.stat()
     return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
 
@@ -141,7 +145,7 @@ def _load_cached(path: str, mtime: int, size: int) -> Pretrained:
     except Exception as e:  # zip, key, pickle-refused or JSON errors: one line
         raise DataError(f"cannot load pretrained model {path} ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:160] if str(e) else ''}); rebuild it with "
-                        "'nasloop pretrain --out PATH'") from None
+                        "'nasloop pretrain --force --out PATH'") from None
     r = factors.shape[1] if factors.ndim == 2 else -1
     if (factors.shape != (NUM_CELLS, r) or mean.shape != (r,) or cov.shape != (r, r)
             or not np.all(np.isfinite(factors)) or not np.all(np.isfinite(cov)) or noise <= 0
@@ -154,19 +158,19 @@ def _load_cached(path: str, mtime: int, size: int) -> Pretrained:
                         f"{factors.shape}, prior {mean.shape}, table factors "
                         f"{None if table is None else table.shape}, device weights "
                         f"{None if dev_w is None else dev_w.shape}); rebuild it with "
-                        "'nasloop pretrain --out PATH'")
+                        "'nasloop pretrain --force --out PATH'")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"pretrained model {path}: unknown format; rebuild it with "
-                        "'nasloop pretrain --out PATH'")
+                        "'nasloop pretrain --force --out PATH'")
     try:
         np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
         raise DataError(f"pretrained model {path}: its prior covariance is not positive "
-                        "definite; rebuild it with 'nasloop pretrain --out PATH'") from None
+                        "definite; rebuild it with 'nasloop pretrain --force --out PATH'") from None
     sources = meta.get("sources")
     if dev_w is not None and isinstance(sources, list) and len(sources) != dev_w.shape[0]:
         raise DataError(f"pretrained model {path}: {dev_w.shape[0]} device weights for "
-                        f"{len(sources)} sources; rebuild it with 'nasloop pretrain --out PATH'")
+                        f"{len(sources)} sources; rebuild it with 'nasloop pretrain --force --out PATH'")
     meta["path"] = path
     return Pretrained(FactorModel(factors, mean, cov, noise, off_m, off_v, table, dev_w), meta)
 
