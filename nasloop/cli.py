@@ -371,12 +371,12 @@ def _split_sizes(tables: list, train: int, val: int) -> tuple[int, int]:
     n = len(small)
     if train + val < n:
         return train, val
+    fit, hold = max(1, int(n * 0.7)), int(n * 0.1)
     err.print(f"{small.name} has {n} measured cells, too few for the default --train "
-              f"{train} + --val {val} to leave test cells: fitting on {int(n * 0.7) or 1}, "
-              f"validating on {int(n * 0.1)}, testing on the other "
-              f"{n - max(1, int(n * 0.7)) - int(n * 0.1)} (give --train / --val to choose)",
+              f"{train} + --val {val} to leave test cells: fitting on {fit}, validating on "
+              f"{hold}, testing on the other {n - fit - hold} (give --train / --val to choose)",
               highlight=False, soft_wrap=True)
-    return max(1, int(n * 0.7)), int(n * 0.1)
+    return fit, hold
 
 
 @main.command("fit-predictor")
@@ -792,7 +792,6 @@ def search(devices, data_dir, skip_bad_rows, budgets, oracle, train, config, obj
     twice; their order is not reproducible from --seed.
     """
     from .console import progress as make_progress
-    from .data import load_accuracy
     from .search import (SearchConfig, check_budget, check_study, get_oracle, make_sampler,
                          run_search, study_settings)
     from .search.oracles import DEFAULT_ORACLE, oracle_label
@@ -1024,7 +1023,6 @@ def _search_targets(devices, budgets, data_dir, skip_bad_rows, oracle, train, se
                     cache_dir, no_cache, user, objective, sampler, mode, cfg):
     """Several --device/--budget pairs: one oracle per device, one joint search."""
     from .console import progress as make_progress
-    from .data import load_accuracy
     from .search import check_study, get_oracle, study_settings
     from .search.multi import Target, check_targets, run_multi_search, targets_label
     from .search.oracles import oracle_label

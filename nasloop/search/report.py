@@ -82,12 +82,13 @@ def front_table(res: SearchResult) -> Table | None:
     first (None in the constrained mode or when the front is empty)."""
     if not res.pareto_front:
         return None
-    what = "predicted load" if res.unit == "load" else "predicted latency"
+    load = res.unit == "load"  # several targets: the largest share of a budget
     t = Table(title=f"Pareto front: {len(res.pareto_front)} network(s) no other beats on "
-                    f"both {_score_label(res)} and {what}")
+                    f"both {_score_label(res)} and "
+                    f"{'predicted load' if load else 'predicted latency'}")
     t.add_column("arch", overflow="fold")
     t.add_column(_score_label(res), justify="right")
-    t.add_column("predicted ms" if res.unit != "load" else "predicted load", justify="right")
+    t.add_column("predicted load" if load else "predicted ms", justify="right")
     for r in res.pareto_front:
         t.add_row(r["arch"], fmt(r["accuracy"], 2), fmt(r["predicted_latency_ms"]))
     return t

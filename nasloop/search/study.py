@@ -531,13 +531,11 @@ def _summarise(study: optuna.Study, table: LatencyTable | None, space: FeasibleS
         failed=failed, pareto_front=front, history=history, unit=unit)
 
 
-def score_all(score: Callable[[list[Arch]], np.ndarray],
-              where: np.ndarray | None = None) -> np.ndarray:
-    """Objective of every cell (or of the cells ``where`` is true) in index order, NaN
-    where unknown or not asked."""
+def score_all(score: Callable[[list[Arch]], np.ndarray], where: np.ndarray) -> np.ndarray:
+    """Objective of the cells where ``where`` is true, in index order; NaN elsewhere."""
     from ..space import NUM_CELLS, arch_from_index
 
-    idx = np.arange(NUM_CELLS) if where is None else np.flatnonzero(where)
+    idx = np.flatnonzero(where)
     out = np.full(NUM_CELLS, np.nan)
     if idx.size:
         out[idx] = np.asarray(score([arch_from_index(int(i)) for i in idx]), dtype=np.float64)
