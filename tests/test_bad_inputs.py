@@ -474,6 +474,10 @@ def _misc() -> Iterator[Bad]:
     yield bad("live-oracle-unknown", (*live, "--oracle", "nope"), "nope")
     yield bad("live-skip-bad-rows", (*live, "--skip-bad-rows"), "--skip-bad-rows")
     yield bad("live-no-cache", (*live, "--no-cache"), "--no-cache", "--cache-dir")
+    # a cache folder that cannot be made: named as --cache-dir, before any cell is timed
+    yield bad("live-cache-dir-under-file", ("search", "--device", "cpu", "--budget", "5ms",
+                                            "--cache-dir", "afile/cache"), "--cache-dir",
+              "afile", "is a file", files={"afile": "x"})
     yield bad("live-objective-without-data", (*live, "--objective", "cifar100"), "--objective",
               "NASLOOP_DATA", env={"NASLOOP_DATA": None})
     yield bad("live-set-unknown", (*live, "--oracle", "linear", "--set", "foo=1"), "foo")

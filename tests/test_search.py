@@ -136,6 +136,15 @@ def test_oracle_answers_each_arch_itself_and_caches_on_disk(cpu, tmp_path):
         get_oracle("gnc", table)
 
 
+def test_an_unwritable_oracle_cache_is_named_not_fatal(cpu, tmp_path):
+    table, _ = cpu
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")  # a cache folder under a file cannot be made, even as root
+    with pytest.warns(UserWarning, match=r"--cache-dir .*afile.*refitted next time"):
+        o = get_oracle("linear", table, train=200, cache_dir=blocker / "cache")
+    assert o.latency(table.cells()[:1]).shape == (1,)
+
+
 class Optimist(TableOracle):
     """Says every cell takes 0.1 ms: everything is feasible to it."""
 

@@ -294,23 +294,25 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def check_out_csv(path: str | Path) -> Path:
-    """Refuse an output CSV that cannot be written, before any cell is timed."""
+def check_out_csv(path: str | Path, option: str = "--out") -> Path:
+    """Refuse an output CSV that cannot be written, before any cell is timed; messages
+    name ``option``, the option the path came from."""
     p = Path(path).expanduser()
     if p.is_dir():
-        raise ConfigError(f"--out {path} is a folder; give the path of a CSV file")
+        raise ConfigError(f"{option} {path} is a folder; give the path of a CSV file")
     folder = nearest_existing(p.parent)  # the folders that do not exist yet are created
     if not folder.is_dir():
-        raise ConfigError(f"--out {path}: {folder} is a file, not a folder; choose another --out")
+        raise ConfigError(f"{option} {path}: {folder} is a file, not a folder; "
+                          f"choose another {option}")
     if not can_create_in(folder) or (p.exists() and not os.access(p, os.W_OK)):
-        raise ConfigError(f"--out {path}: cannot write there ({folder} is not writable); "
-                          "choose another --out")
+        raise ConfigError(f"{option} {path}: cannot write there ({folder} is not writable); "
+                          f"choose another {option}")
     if p.is_file() and p.stat().st_size:  # resuming appends: only to a table of this kind
         with open(p, newline="", errors="replace") as f:
             head = next(csv.reader(f), [])
         if head[:3] != FIELDS[:3]:
-            raise ConfigError(f"--out {path} exists and is not a measured table (its header is "
-                              f"not {','.join(FIELDS[:3])},...); choose another --out")
+            raise ConfigError(f"{option} {path} exists and is not a measured table (its header "
+                              f"is not {','.join(FIELDS[:3])},...); choose another {option}")
     return p
 
 

@@ -32,7 +32,7 @@ from torch import nn
 from ..data.safe_load import load_torch
 from ..errors import ConfigError
 from ..graph import DEAD_COLUMN, FEATURES, GLOBAL_NODE, NUM_GRAPH_NODES, encode_batch
-from ..space import NUM_CELLS, Arch, arch_index
+from ..space import NUM_CELLS, NUM_EDGES, OPS, Arch, arch_index
 from .base import Predictor, _flag, _num, _require, _whole, load_json_state, save_json_state
 from .linear import LinearPredictor
 from .registry import register_predictor
@@ -51,17 +51,28 @@ class GCNNet(nn.Module):
     near 0 is the pruned graph (the BRP-NAS tables; but for cells with no input-output
     path, whose input and output nodes stay) and near 1 the full one (devices that pay
     for dead ops), learned from the device's cells.
+
+    ``raw_ops``: the input carries, after the node features, the one-hot op of each of the
+    6 edges (in the global node's row), and a linear term on them is added to the output.
+    The graph merges isomorphs (skips bypassed, dead ops pruned) and cannot tell them
+    apart; a device may still time them differently (where a skip sits, what a dead op
+    costs): this term can learn it, and starts at zero.
     """
 
     def __init__(self, in_features: int, hidden: int, layers: int, dropout: float,
-                 dead_gate: bool = False):
+                 dead_gate: bool = False, raw_ops: bool = False):
         super().__init__()
+        self.in_features = in_features
         dims = [in_features] + [hidden] * layers
         self.weights = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, 1)
         self.gate = nn.Parameter(torch.zeros(layers)) if dead_gate else None
+        self.raw = None
+        if raw_ops:
+            self.raw = nn.Linear(RAW_OP_COLUMNS, 1, bias=False)
+            nn.init.zeros_(self.raw.weight)
         if dead_gate:  # made once, not at every step; not saved (derived)
             self.register_buffer("offdiag", 1 - torch.eye(NUM_GRAPH_NODES), persistent=False)
 
@@ -72,6 +83,10 @@ class GCNNet(nn.Module):
         return [adj - (1 - torch.sigmoid(g)) * sent for g in self.gate]
 
     def forward(self, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        extra = 0.0
+        if self.raw is not None:
+            extra = self.raw(x[:, GLOBAL_NODE, self.in_features:]).squeeze(-1)
+            x = x[:, :, :self.in_features]
         h = x
         last = len(self.weights) - 1
         mats = [adj] * (last + 1) if self.gate is None else self._gated(adj, x)
@@ -82,7 +97,7 @@ class GCNNet(nn.Module):
             else:
                 h = m @ (h @ lin.weight.T) + lin.bias
             h = self.drop(torch.relu(norm(h)))
-        return self.head(h[:, 0] if h.shape[1] == 1 else h[:, GLOBAL_NODE]).squeeze(-1)
+        return self.head(h[:, 0] if h.shape[1] == 1 else h[:, GLOBAL_NODE]).squeeze(-1) + extra
 
 
 class _EMA:
@@ -124,6 +139,18 @@ def _random_features(seed: int, nodes: int, width: int) -> np.ndarray:
     table = rng.standard_normal((NUM_CELLS, nodes, width)).astype(np.float32)
     table.flags.writeable = False
     return table
+
+
+#: ``raw_ops`` input columns: the one-hot op of each edge
+RAW_OP_COLUMNS = NUM_EDGES * len(OPS)
+
+
+def _raw_op_columns(x: list[Arch]) -> np.ndarray:
+    """``(N, 30)`` one-hot op of each of the 6 edges, before any graph reduction."""
+    ops = np.array([a.ops for a in x], dtype=np.int64).reshape(len(x), NUM_EDGES)
+    out = np.zeros((len(x), NUM_EDGES, len(OPS)), dtype=np.float32)
+    np.put_along_axis(out, ops[:, :, None], 1.0, axis=2)
+    return out.reshape(len(x), RAW_OP_COLUMNS)
 
 
 ADJACENCY_MODES = ("directed", "normal", "sym", "sum", "identity")
@@ -169,7 +196,8 @@ class GCNPredictor(Predictor):
                  lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
                  target: str = "scaled", prune_dead: bool = True, dead_gate: bool = False,
                  base: str | None = None, ensemble: int = 1, ema: float = 0.0,
-                 schedule: dict | None = None, seed: int = 0, threads: int | None = None):
+                 schedule: dict | None = None, raw_ops: bool = False, seed: int = 0,
+                 threads: int | None = None):
         self.hidden = hidden
         self.layers = layers
         self.dropout = dropout
@@ -189,6 +217,7 @@ class GCNPredictor(Predictor):
         self.ensemble = ensemble
         self.ema = ema
         self.schedule = schedule
+        self.raw_ops = raw_ops
         self.seed = seed
         self.threads = threads
 
@@ -203,6 +232,7 @@ class GCNPredictor(Predictor):
             ("base", self.base is None or self.target == "log", "null unless target is 'log'"),
             ("prune_dead", _flag(self.prune_dead), "true or false"),
             ("dead_gate", _flag(self.dead_gate), "true or false"),
+            ("raw_ops", _flag(self.raw_ops), "true or false"),
             ("dead_gate", not (self.dead_gate and self.prune_dead),
              "false unless prune_dead is false (pruned graphs have no dead nodes)"),
             ("hidden", _whole(self.hidden, 1), whole), ("layers", _whole(self.layers, 1), whole),
@@ -234,6 +264,10 @@ class GCNPredictor(Predictor):
             # ablation: op identity replaced by noise that is fixed per cell and node
             table = _random_features(int(self.seed), feat.shape[1], feat.shape[2])
             feat = table[[arch_index(a) for a in x]] * (feat.sum(-1, keepdims=True) > 0)
+        if self.raw_ops:  # the edges' own ops, in the global node's row (see GCNNet)
+            raw = np.zeros(feat.shape[:2] + (RAW_OP_COLUMNS,), dtype=np.float32)
+            raw[:, GLOBAL_NODE] = _raw_op_columns(x)
+            feat = np.concatenate([feat, raw], axis=2)
         return torch.from_numpy(adj), torch.from_numpy(np.ascontiguousarray(feat))
 
     def _base_log(self, x: list[Arch]) -> np.ndarray:
@@ -261,7 +295,7 @@ class GCNPredictor(Predictor):
 
     def _net(self) -> GCNNet:
         return GCNNet(len(FEATURES), int(self.hidden), int(self.layers), float(self.dropout),
-                      dead_gate=bool(self.dead_gate))
+                      dead_gate=bool(self.dead_gate), raw_ops=bool(self.raw_ops))
 
     # ----- fit / predict ------------------------------------------------------------
     def _fit(self, x, y, val, progress) -> None:
@@ -418,11 +452,12 @@ class GCNPlusPredictor(GCNPredictor):
                  lr_factor: float = 0.5, adjacency: str = "directed", features: str = "onehot",
                  target: str = "log", prune_dead: bool = True, dead_gate: bool = False,
                  base: str | None = None, ensemble: int = 1, ema: float = 5.0,
-                 schedule: dict | None = None, seed: int = 0, threads: int | None = 1):
+                 schedule: dict | None = None, raw_ops: bool = False, seed: int = 0,
+                 threads: int | None = 1):
         super().__init__(hidden=hidden, layers=layers, dropout=dropout, lr=lr,
                          weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
                          patience=patience, lr_patience=lr_patience, lr_factor=lr_factor,
                          adjacency=adjacency, features=features, target=target,
                          prune_dead=prune_dead, dead_gate=dead_gate, base=base,
-                         ensemble=ensemble, ema=ema,
-                         schedule=schedule, seed=seed, threads=threads)
+                         ensemble=ensemble, ema=ema, schedule=schedule, raw_ops=raw_ops,
+                         seed=seed, threads=threads)

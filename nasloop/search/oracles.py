@@ -257,8 +257,10 @@ def get_oracle(spec: str | None, table: LatencyTable, *, train: int | None = 900
                                progress=progress)
     try:
         pred.save(folder, **info)
-    except OSError:
-        pass  # a read-only cache must not stop the search
+    except OSError as e:  # a read-only cache must not stop the search, but is named
+        warnings.warn(f"--cache-dir {default_cache_dir(cache_dir)}: could not keep the fitted "
+                      f"predictor there ({e.strerror or e}); it will be refitted next time: "
+                      "give a writable --cache-dir", stacklevel=2)
     fitted = PredictorOracle(pred, name=spec)
     fitted.calibration = calibration
     return fitted

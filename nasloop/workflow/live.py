@@ -29,8 +29,8 @@ from ..search.oracles import (DEFAULT_ORACLE, Calibration, LatencyOracle, Predic
 from ..search.storage import check_study, study_settings
 from ..search.study import SearchConfig, SearchResult, check_budget, run_search
 from ..space import Arch, sample_cells
-from ..measure.timing import (TimingProtocol, _device, check_graph, device_model, measure_arch,
-                              measure_to_csv)
+from ..measure.timing import (TimingProtocol, _device, check_graph, check_out_csv, device_model,
+                              measure_arch, measure_to_csv)
 
 #: the live mode's timing: 3 interleaved rounds of 1 + 5 runs (18 runs a cell, as before)
 LIVE_PROTOCOL = TimingProtocol(rounds=3, repeats=5, warmup=1)
@@ -140,6 +140,7 @@ def live_search(device: str, budget_ms: float, config: SearchConfig | None = Non
     machine = hashlib.sha1(f"{device}:{device_model(device)}:{sorted(timing.key().items())}"
                            .encode()).hexdigest()[:10]
     csv_path = default_cache_dir(cache_dir) / f"live-{device}-{network}-{machine}.csv"
+    check_out_csv(csv_path, "--cache-dir")  # an unwritable cache fails before any timing
     if few_shot:  # the cells that tell the pretrained model most about this machine
         from ..transfer import informative_cells
         cells = informative_cells(train, pretrained=params.get("pretrained"))
