@@ -1,16 +1,21 @@
-"""``auto`` on few cells: a choice by k-fold cross-validation against one by a holdout tenth.
+"""``auto`` on few cells: how it chooses, and whether ``transfer`` should be a candidate.
 
-With K labelled cells ``auto`` used to hold out a tenth of them (1-10 cells at K = 10-100)
-to choose its backend. Since session 8, below ``cv_below`` (200) labelled cells, it scores
-every candidate out of fold (5-fold) on all K cells and fits the chosen one on them all.
-This script fits both, ``cv_below=0`` (the holdout tenth) and the default, on the same
-cells as the leave-one-family-out few-shot benchmark (``benchmarks/transfer.py``: 3
-seeded random draws per table and K; nothing is pretrained for ``auto``, the family
-split only fixes the draws), and reports the mean Spearman over the 17 families and the
-mean acc_10 over the 27 tables.
+Fits ``auto`` variants on the same cells as the leave-one-family-out few-shot benchmark
+(``benchmarks/transfer.py``: 3 seeded random draws per table and K; the model ``transfer``
+uses is pretrained without the held-out family, so nothing leaks):
 
-    python benchmarks/auto_small.py                 # about 45 minutes on one core
-    python benchmarks/auto_small.py --report
+- ``holdout``: the choice on a held-out tenth (before session 8), from scratch;
+- ``cv``: every candidate scored out of fold (5-fold, below ``cv_below``), from scratch;
+- ``cv_transfer`` (the default since session 18): the same, with ``transfer`` among the
+  candidates below ``transfer_below`` labelled cells.
+
+Rows are one per (table, K, draw, variant); a rerun resumes. The session-8 file holds the
+first two variants as one row per cell set (read the same way).
+
+    python benchmarks/auto_small.py --variants cv_transfer --ks 10,20,50,100 \
+        --out benchmarks/results/auto_small_transfer.jsonl
+    python benchmarks/auto_small.py --report benchmarks/results/auto_small.jsonl \
+        benchmarks/results/auto_small_transfer.jsonl
 """
 from __future__ import annotations
 
@@ -26,28 +31,45 @@ import numpy as np  # noqa: E402
 from transfer import FAMILIES, few_shot_cases  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "auto_small.jsonl"
-VARIANTS = {"holdout": {"cv_below": 0}, "cv": {}}
 
 
-def run(ks: tuple[int, ...], draws: int) -> None:
+def variant_params(name: str, pretrained: Path) -> dict:
+    """``auto``'s parameters for a variant; ``pretrained``: the model without the family."""
+    return {"holdout": {"cv_below": 0, "transfer_below": 0},
+            "cv": {"transfer_below": 0},
+            "cv_transfer": {"candidate_params": {"transfer": {"pretrained": str(pretrained)}}},
+            }[name]
+
+
+VARIANTS = ("holdout", "cv", "cv_transfer")
+
+
+def _rows(paths: list[Path]) -> list[dict]:
+    rows = []
+    for path in paths:
+        if path.is_file():
+            rows += [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return rows
+
+
+def run(ks: tuple[int, ...], draws: int, variants: list[str], out: Path,
+        families: list[str] | None = None) -> None:
     import torch
 
     from nasloop.metrics import latency_metrics
     from nasloop.predictors import create_predictor
 
     torch.set_num_threads(1)
-    done = set()
-    if OUT.is_file():
-        for line in OUT.read_text().splitlines():
-            r = json.loads(line)
-            done.add((r["device"], r["k"], r["cells"]))
-    with OUT.open("a") as out:
-        for fam, dev, k, tag, _, cells, y, tc, y_test in few_shot_cases(ks, draws):
-            if tag == "inf" or (dev, k, tag) in done:  # random draws only: auto's own case
+    done = {(r["device"], r["k"], r["cells"], v) for r in _rows([out]) for v in VARIANTS if v in r}
+    with out.open("a") as f:
+        for fam, dev, k, tag, path, cells, y, tc, y_test in few_shot_cases(ks, draws, families):
+            if tag == "inf":  # random draws only: auto's own case
                 continue
-            row = {"family": fam, "device": dev, "k": k, "cells": tag}
-            for name, params in VARIANTS.items():
-                p = create_predictor("auto", **params)
+            for name in variants:
+                if (dev, k, tag, name) in done:
+                    continue
+                row = {"family": fam, "device": dev, "k": k, "cells": tag}
+                p = create_predictor("auto", **variant_params(name, path))
                 try:
                     p.fit(cells, y)
                     m = latency_metrics(y_test, p.predict(tc))
@@ -55,12 +77,18 @@ def run(ks: tuple[int, ...], draws: int) -> None:
                                  "chosen": p.choice_["chosen"]}
                 except Exception as e:  # noqa: BLE001  (a failed fit scores 0, counted)
                     row[name] = {"sp": 0.0, "a10": 0.0, "failed": f"{type(e).__name__}: {e}"}
-            out.write(json.dumps(row) + "\n")
-            out.flush()
+                f.write(json.dumps(row) + "\n")
+                f.flush()
 
 
-def report() -> None:
-    rows = [json.loads(x) for x in OUT.read_text().splitlines() if x.strip()]
+def report(paths: list[Path]) -> None:
+    """Mean Spearman over the families (lowest) and mean acc_10 over the tables, per K
+    and variant; a variant's cell sets must cover a family's tables to count it."""
+    merged: dict[tuple, dict] = defaultdict(dict)
+    for r in _rows(paths):
+        merged[(r["family"], r["device"], r["k"], r["cells"])].update(
+            {v: r[v] for v in VARIANTS if v in r})
+    rows = [{"device": d, "k": k, **vs} for (_, d, k, _), vs in merged.items()]
     ks = sorted({r["k"] for r in rows})
     print("| K | variant | mean Spearman over families (min) | mean acc_10 over tables | "
           "failed | runs |")
@@ -69,26 +97,39 @@ def report() -> None:
         for name in VARIANTS:
             by_dev: dict[str, list] = defaultdict(list)
             for r in rows:
-                if r["k"] == k:
+                if r["k"] == k and name in r:
                     by_dev[r["device"]].append(r[name])
+            if not by_dev:
+                continue
             fam_sp = [np.mean([np.mean([v["sp"] for v in by_dev[d]]) for d in ds])
                       for ds in FAMILIES.values() if all(d in by_dev for d in ds)]
             a10 = [np.mean([v["a10"] for v in vs]) for vs in by_dev.values()]
             failed = sum(1 for vs in by_dev.values() for v in vs if "failed" in v)
             n = sum(len(vs) for vs in by_dev.values())
-            print(f"| {k} | {name} | {np.mean(fam_sp):.3f} ({min(fam_sp):.3f}) | "
-                  f"{np.mean(a10):.1f} | {failed} | {n} |")
+            sp = f"{np.mean(fam_sp):.3f} ({min(fam_sp):.3f})" if fam_sp else "-"
+            print(f"| {k} | {name} | {sp} ({len(fam_sp)} families) | {np.mean(a10):.1f} "
+                  f"({len(a10)} tables) | {failed} | {n} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ks", default="10,20,50")
     ap.add_argument("--draws", type=int, default=3)
-    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--variants", default="holdout,cv",
+                    help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--families", default="", help="only these families (default: all)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--report", type=Path, nargs="*", default=None,
+                    help="print the table from these files (default: --out)")
     a = ap.parse_args()
-    if not a.report:
-        run(tuple(int(k) for k in a.ks.split(",")), a.draws)
-    report()
+    if a.report is None:
+        variants = a.variants.split(",")
+        bad = sorted(set(variants) - set(VARIANTS))
+        if bad:
+            ap.error(f"unknown variant(s) {', '.join(bad)}: use {', '.join(VARIANTS)}")
+        run(tuple(int(k) for k in a.ks.split(",")), a.draws, variants, a.out,
+            a.families.split(",") if a.families else None)
+    report(a.report or [a.out])
 
 
 if __name__ == "__main__":

@@ -97,8 +97,10 @@ def few_shot_sets(k: int, cand_idx: np.ndarray, path: Path, draws: int = 3) -> l
     return [(tag, np.array(idx)) for tag, idx in sets]
 
 
-def few_shot_cases(ks: tuple[int, ...] = (20, 50), draws: int = 3):
-    """Every (family, table, K, cell set) of a leave-one-family-out few-shot experiment.
+def few_shot_cases(ks: tuple[int, ...] = (20, 50), draws: int = 3,
+                   families: list[str] | None = None):
+    """Every (family, table, K, cell set) of a leave-one-family-out few-shot experiment
+    (``families``: only these).
 
     Yields ``(family, device, k, tag, path, cells, y, test, y_test)``: the model pretrained
     without the family, the K fitted cells and their latencies, the test cells (every other
@@ -114,6 +116,8 @@ def few_shot_cases(ks: tuple[int, ...] = (20, 50), draws: int = 3):
     every = [arch_from_index(i) for i in range(15625)]
     tmp = Path(tempfile.mkdtemp())
     for fam, members in FAMILIES.items():
+        if families is not None and fam not in families:
+            continue
         path, _, _ = pretrain_without(members, lat, tmp, fam)
         for dev in members:
             y_all = lat[dev]
@@ -204,7 +208,11 @@ def run(out: Path, ks: tuple[int, ...], seeds: int, scratch: tuple[str, ...],
                             r = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(filled[idx], np.log(y[idx]))
                             pred = np.exp(r.predict(filled[test]))
                         else:
-                            p = create_predictor(method, **({"seed": 0} if method == "xgboost" else {}))
+                            # auto from scratch: no transfer candidate (its shipped model
+                            # has seen the held-out family)
+                            p = create_predictor(method, **({"seed": 0} if method == "xgboost"
+                                                            else {"transfer_below": 0}
+                                                            if method == "auto" else {}))
                             p.fit([every[i] for i in idx], y[idx])
                             pred = p.predict([every[i] for i in test])
                         m = _metrics(y[test], pred)

@@ -74,6 +74,13 @@ BLEND_SHRINK = 0.5
 ACC_BOUND = 0.10
 #: folds of the small-data choice (fewer than ``cv_below`` labelled cells)
 CV_FOLDS = 5
+#: below this many labelled cells ``transfer`` (a factor model pretrained on other devices'
+#: tables) joins the default candidates, when a pretrained model is at hand (the shipped
+#: one, or ``candidate_params={"transfer": {"pretrained": PATH}}``). With 10-100 cells it
+#: ranks and calibrates far better than any backend fitted from scratch (leave one family
+#: out: docs/results.md, "`auto` with `transfer` on few cells"); at 900 cells it is below
+#: them on most tables (its factor basis caps it), so it is not fitted there
+TRANSFER_BELOW = 200
 #: keep a refitted stochastic member's choice-stage model beside its refit, averaged
 #: (``benchmarks/refit_pair.py``; docs/results.md, "The refit pair")
 PAIR = True
@@ -197,11 +204,13 @@ class AutoPredictor(Predictor):
                  candidate_params: dict[str, dict[str, Any]] | None = None,
                  holdout: float = 0.1, blend: bool = True, refit: bool = True,
                  pair: bool = PAIR, refit_all: bool = REFIT_ALL, cv_below: int = 200,
-                 workers: int | None = None, seed: int = 0):
+                 transfer_below: int = TRANSFER_BELOW, workers: int | None = None,
+                 seed: int = 0):
         self.candidates = candidates
         self.candidate_params = candidate_params
         self.holdout = holdout
         self.cv_below = cv_below
+        self.transfer_below = transfer_below
         self.blend = blend
         self.refit = refit
         self.pair = pair
@@ -210,9 +219,13 @@ class AutoPredictor(Predictor):
         self.seed = seed
 
     # ----- configuration ------------------------------------------------------------
-    def _specs(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Candidate label -> (backend, params) after the user's choices."""
+    def _specs(self, few_shot: bool | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Candidate label -> (backend, params) after the user's choices; by default with
+        ``transfer`` where the fit has few cells (``few_shot``: as the fit decided)."""
+        few_shot = getattr(self, "few_shot_", False) if few_shot is None else few_shot
         names = list(DEFAULT_CANDIDATES) if self.candidates is None else list(self.candidates)
+        if self.candidates is None and few_shot:
+            names.append("transfer")
         extra = dict(self.candidate_params or {})
         specs = {}
         for label in names:
@@ -233,10 +246,10 @@ class AutoPredictor(Predictor):
                                   f"{getattr(self, key)!r}")
         if not 0 < float(self.holdout) < 0.5:
             raise ConfigError(f"auto: holdout must be in (0, 0.5), got {self.holdout!r}")
-        if (not isinstance(self.cv_below, int) or isinstance(self.cv_below, bool)
-                or self.cv_below < 0):
-            raise ConfigError(f"auto: cv_below must be a whole number >= 0, got "
-                              f"{self.cv_below!r}")
+        for key in ("cv_below", "transfer_below"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"auto: {key} must be a whole number >= 0, got {v!r}")
         if self.workers is not None and (not isinstance(self.workers, int)
                                          or isinstance(self.workers, bool) or self.workers < 1):
             raise ConfigError(f"auto: workers must be null (one per core, at most 4) or a "
@@ -244,7 +257,7 @@ class AutoPredictor(Predictor):
         if not isinstance(self.candidate_params or {}, dict):
             raise ConfigError("auto: candidate_params must map a candidate to its parameters")
         known = set(list_predictors()) - {"auto"}
-        for label, (backend, params) in self._specs().items():
+        for label, (backend, params) in self._specs(few_shot=True).items():
             if backend not in known:
                 raise ConfigError(f"auto: unknown candidate {label!r}; use one of "
                                   f"{', '.join(sorted(set(DEFAULT_CANDIDATES) | known))}")
@@ -450,7 +463,19 @@ class AutoPredictor(Predictor):
             progress(units, units, {"candidate": "refit"})
         return refit
 
+    def _transfer_at_hand(self) -> bool:
+        """Whether a pretrained ``transfer`` model is given or shipped (never pretrain one
+        inside a fit: that takes minutes and the data directory)."""
+        from ..transfer.pretrain import SHIPPED
+
+        given = (self.candidate_params or {}).get("transfer", {}).get("pretrained")
+        return bool(given) or SHIPPED.is_file()
+
     def _fit(self, x, y, val, progress) -> None:
+        labelled = len(x) + (len(val[0]) if val is not None else 0)
+        #: ``transfer`` joins the candidates (few cells, a pretrained model at hand)
+        self.few_shot_ = (self.candidates is None and labelled < int(self.transfer_below)
+                          and self._transfer_at_hand())
         d = self._draw(x, y, val)
         #: the blend's floor, from every labelled latency
         self.floor_ = FLOOR_SHARE * float(np.min(d.all_y))
