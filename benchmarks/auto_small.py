@@ -6,8 +6,10 @@ uses is pretrained without the held-out family, so nothing leaks):
 
 - ``holdout``: the choice on a held-out tenth (before session 8), from scratch;
 - ``cv``: every candidate scored out of fold (5-fold, below ``cv_below``), from scratch;
-- ``cv_transfer`` (the default since session 18): the same, with ``transfer`` among the
-  candidates below ``transfer_below`` labelled cells.
+- ``cv_transfer_m0``: the same, with ``transfer`` among the candidates below
+  ``transfer_below`` labelled cells, chosen like any other (session 18's first run);
+- ``cv_transfer`` (the default since session 18): ``transfer`` first unless a candidate
+  fitted from scratch scores ``transfer_margin`` (10 %) lower out of fold.
 
 Rows are one per (table, K, draw, variant); a rerun resumes. The session-8 file holds the
 first two variants as one row per cell set (read the same way).
@@ -37,11 +39,12 @@ def variant_params(name: str, pretrained: Path) -> dict:
     """``auto``'s parameters for a variant; ``pretrained``: the model without the family."""
     return {"holdout": {"cv_below": 0, "transfer_below": 0},
             "cv": {"transfer_below": 0},
-            "cv_transfer": {"candidate_params": {"transfer": {"pretrained": str(pretrained)}}},
+            "cv_transfer_m0": {"pretrained": str(pretrained), "transfer_margin": 0.0},
+            "cv_transfer": {"pretrained": str(pretrained)},
             }[name]
 
 
-VARIANTS = ("holdout", "cv", "cv_transfer")
+VARIANTS = ("holdout", "cv", "cv_transfer_m0", "cv_transfer")
 
 
 def _rows(paths: list[Path]) -> list[dict]:
@@ -111,6 +114,47 @@ def report(paths: list[Path]) -> None:
                   f"({len(a10)} tables) | {failed} | {n} |")
 
 
+def versus(paths: list[Path], lofo: Path, variant: str) -> None:
+    """``variant`` against ``transfer`` alone and ``auto`` from scratch on the very same
+    draws: ``transfer_random`` runs of the leave-one-family-out file (run ``s`` is draw
+    ``rnd{s}``) and the ``cv`` rows (session 8's ``auto``, from scratch)."""
+    merged: dict[tuple, dict] = defaultdict(dict)
+    for r in _rows(paths):
+        merged[(r["family"], r["device"], r["k"], r["cells"])].update(
+            {v: r[v] for v in VARIANTS if v in r})
+    tr = {}
+    for r in _rows([lofo]):
+        if r["method"] == "transfer_random":
+            for i, run in enumerate(r["runs"]):
+                tr[(r["device"], r["k"], f"rnd{i}")] = {"sp": run["spearman"], "a10": run["acc_10"]}
+    print(f"| K | runs (tables) | {variant}: mean Spearman over families (min) / mean acc_10 "
+          "| transfer alone, same draws | auto from scratch (session 8), same draws | "
+          f"{variant} chose transfer (alone or in a blend) |")
+    print("|---|---|---|---|---|---|")
+    for k in sorted({key[2] for key in merged}):
+        cases = [(key, vs) for key, vs in merged.items() if key[2] == k and variant in vs
+                 and (key[1], k, key[3]) in tr]
+        def summary(get) -> str:
+            by_dev: dict[str, list] = defaultdict(list)
+            for key, vs in cases:
+                v = get(key, vs)
+                if v is not None:
+                    by_dev[key[1]].append(v)
+            fam = [np.mean([np.mean([v["sp"] for v in by_dev[d]]) for d in ds])
+                   for ds in FAMILIES.values() if all(d in by_dev for d in ds)]
+            if not fam:
+                return "-"
+            a10 = np.mean([np.mean([v["a10"] for v in vs]) for vs in by_dev.values()])
+            n = sum(len(v) for v in by_dev.values())
+            return f"{np.mean(fam):.3f} ({min(fam):.3f}) / {a10:.1f} [{n}]"
+        ours = summary(lambda key, vs: vs[variant])
+        alone = summary(lambda key, vs: tr[(key[1], k, key[3])])
+        scratch = summary(lambda key, vs: vs.get("cv"))
+        picked = sum("transfer" in vs[variant].get("chosen", []) for _, vs in cases)
+        print(f"| {k} | {len(cases)} ({len({key[1] for key, _ in cases})}) | {ours} | {alone} "
+              f"| {scratch} | {picked} of {len(cases)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ks", default="10,20,50")
@@ -121,7 +165,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--report", type=Path, nargs="*", default=None,
                     help="print the table from these files (default: --out)")
+    ap.add_argument("--versus", type=Path, default=None,
+                    help="with --report: cv_transfer against transfer alone (this "
+                         "leave-one-family-out file) and auto from scratch, same draws")
     a = ap.parse_args()
+    if a.report is not None and a.versus is not None:
+        for v in ("cv_transfer_m0", "cv_transfer"):
+            versus(a.report, a.versus, v)
+        return
     if a.report is None:
         variants = a.variants.split(",")
         bad = sorted(set(variants) - set(VARIANTS))

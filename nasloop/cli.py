@@ -453,6 +453,9 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
     predict_s = time.perf_counter() - t0
     m = latency_metrics(table.lookup(test), pred.predict(test)) if test else {}
     m.update(fit_seconds=fit_s, predict_seconds=predict_s)
+    seen = bool(test) and table.name in pred.pretraining_tables()
+    if seen:
+        _warn_seen_in_pretraining(table.name, predictor)
     info["metrics"] = m
     from .predictors.base import is_predictor_folder
 
@@ -461,7 +464,8 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
         shutil.rmtree(out_path, ignore_errors=True)
     saved = str(pred.save(out_path, **info)) if out_path else None
     res = {"device": table.name, "predictor": predictor, "params": pred.get_params(),
-           "split": info["split"], "metrics": m, "saved_to": saved}
+           "split": info["split"], "metrics": m, "saved_to": saved,
+           "seen_in_pretraining": seen}
     if hasattr(pred, "choice_"):
         res["choice"] = pred.choice_
     nearest = getattr(pred, "source_", {}).get("nearest_tables")
@@ -483,6 +487,16 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
                   + f"; the population prior keeps {res['population_weight']:.2f}")
     out.print(f"fit {fit_s:.1f} s, predict all 15,625 cells {predict_s:.3f} s"
               + (f"; saved to {saved}" if saved else ""))
+
+
+def _warn_seen_in_pretraining(device: str, predictor: str) -> None:
+    """Test metrics of a model whose pretrained part learnt the device's own table."""
+    where = "--set pretrained=m.npz"
+    err.print(f"[yellow]warning:[/yellow] {predictor} on {device} used a transfer model "
+              f"pretrained on {device}'s own table, so these test metrics are optimistic for a "
+              f"device it has not seen; for a fair test, pretrain without it (nasloop pretrain "
+              f"--exclude {device} --out m.npz; exclude its sister tables too) and pass "
+              f"{where}", highlight=False, soft_wrap=True)
 
 
 def _choice_table(choice: dict) -> Table:
@@ -641,6 +655,9 @@ def evaluate(devices_, data_dir, skip_bad_rows, names, train, val, split_kind, s
     from .console import progress as make_progress
     with make_progress() as bar:
         results = evaluate_predictors(tables, preds, protocol, overrides=overrides, bar=bar)
+    for r in results:
+        if any(run.get("seen_in_pretraining") for run in r["runs"]):
+            _warn_seen_in_pretraining(r["device"], r["predictor"])
     if as_json:
         print_json(results)
         return

@@ -119,6 +119,8 @@ def evaluate_one(table: LatencyTable, name: str, split: SplitSpec, *, model_seed
         pred_s = time.perf_counter() - t0
         true = table.lookup(test)
         run.update(latency_metrics(true, pred.predict(test)))
+        if table.name in pred.pretraining_tables():  # a pretrained model saw these cells
+            run["seen_in_pretraining"] = True
         # a model that fitted candidates (auto) reports each one's test score too, as fitted
         # inside it: benchmarks read them, the choice never does
         if getattr(pred, "candidates_", None):

@@ -59,6 +59,54 @@ def test_auto_chooses_out_of_fold_on_few_cells():
         create_predictor("auto", cv_below=-1).fit(tr, table.lookup(tr))
 
 
+def test_auto_tries_transfer_on_few_cells_and_flags_its_pretraining_tables(gpu_table):
+    """Below transfer_below labelled cells the pretrained transfer model joins the
+    candidates; a model whose pretraining saw the device's own table says so, and a
+    protocol run records it (its test metrics are optimistic)."""
+    from nasloop.evaluation import evaluate_one
+    from nasloop.splits import SplitSpec
+    from nasloop.transfer.pretrain import SHIPPED
+
+    tr, _, _ = split_cells(gpu_table, 60, 0, 0)
+    p = create_predictor("auto", pretrained=str(SHIPPED), **FAST).fit(tr, gpu_table.lookup(tr))
+    assert "transfer" in p.choice_["tried"] and "out of fold" in p.choice_["criterion"]
+    # the shipped model was pretrained on desktop_gpu itself: it wins, and is flagged
+    assert "transfer" in p.choice_["chosen"], p.choice_
+    assert p.members_["transfer"].source_["pretrained"] == str(SHIPPED)
+    assert "desktop_gpu" in p.pretraining_tables()
+    run = evaluate_one(gpu_table, "auto", SplitSpec(60, 0, 0), model_seed=0, params=FAST)
+    assert run["seen_in_pretraining"] is True and "failed" not in run
+    # from scratch, or with candidates named, or on enough cells: no transfer
+    for params, cells in (({"transfer_below": 0}, tr), ({"candidates": ["linear"]}, tr),
+                          ({"transfer_below": 50}, tr)):
+        q = create_predictor("auto", **params, **FAST).fit(cells, gpu_table.lookup(cells))
+        assert "transfer" not in q.choice_["tried"] and not q.pretraining_tables(), params
+    with pytest.raises(ConfigError, match="transfer_below"):
+        create_predictor("auto", transfer_below=-1).fit(tr, gpu_table.lookup(tr))
+
+
+def test_a_pretrained_candidate_leads_unless_clearly_beaten():
+    """transfer_margin: a model fitted from scratch on few cells must score 10 % lower out
+    of fold than transfer to be chosen over it (a lucky fold is not enough)."""
+    vy = np.ones(4)
+    def choose(transfer_loss, other_loss, **params):
+        p = create_predictor("auto", blend=False, **params)
+        tried = {"transfer": {"backend": "transfer", "val_log_loss": transfer_loss},
+                 "xgboost": {"backend": "xgboost", "val_log_loss": other_loss}}
+        return p._choose_blend({"transfer": None, "xgboost": None}, {}, vy, tried)[0]
+    assert choose(0.105, 0.100) == ["transfer"]  # 5 % lower: not enough
+    assert choose(0.105, 0.090) == ["xgboost"]  # 14 % lower: chosen
+    assert choose(0.105, 0.100, transfer_margin=0.0) == ["xgboost"]
+    with pytest.raises(ConfigError, match="transfer_margin"):
+        create_predictor("auto", transfer_margin=1.0).fit(*_few_additive_cells())
+
+
+def _few_additive_cells():
+    table = _additive_table()
+    tr, _, _ = split_cells(table, 30, 0, 0)
+    return tr, table.lookup(tr)
+
+
 def test_auto_picks_a_gcn_on_the_paper_device(gpu_table):
     tr, va, _ = split_cells(gpu_table, 400, 100, 0)
     params = {"candidates": ["linear", "gcn_plus"],

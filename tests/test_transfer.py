@@ -122,11 +122,18 @@ def test_cli_pretrain_fit_and_measure_cells_for(tmp_path, data_dir, monkeypatch)
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["split"]["kind"] == "informative" and res["metrics"]["spearman"] > 0.85
+    assert res["seen_in_pretraining"] is False and "optimistic" not in r.stderr
     # the mixture prior says which pretraining tables the 20 cells resemble (never the
     # excluded ones) and what the population prior kept
     assert res["nearest_tables"] and set(res["nearest_tables"]) <= names
     assert 0 <= res["population_weight"] <= 1
     assert sum(res["nearest_tables"].values()) + res["population_weight"] <= 1 + 1e-3
+    # the shipped model has seen desktop_gpu: the metrics are flagged, and how to test fairly
+    r = CliRunner().invoke(main, ["fit-predictor", "-d", "desktop_gpu", "-p", "transfer",
+                                  "--train", "20", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["seen_in_pretraining"] is True
+    assert "optimistic" in r.stderr and "--exclude desktop_gpu" in r.stderr
     chosen = {str(a) for a in informative_cells(3, pretrained=out)}
     csv = tmp_path / "few.csv"
     r = CliRunner().invoke(main, ["measure", "--cells", "3", "--cells-for", "transfer",

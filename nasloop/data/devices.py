@@ -97,6 +97,13 @@ def measured_devices() -> list[Device]:
     return out
 
 
+def _measured_names() -> set[str]:
+    """The shipped measured tables' names (no sidecar read: a name check on every load)."""
+    if not MEASURED_DIR.is_dir():
+        return set()
+    return {f"measured_{f.stem}" for f in MEASURED_DIR.glob("*.csv")}
+
+
 def _measured_description(csv_path: Path) -> str:
     meta = read_sidecar(csv_path)
     if meta is None:  # no sidecar, or not a JSON object
@@ -165,7 +172,7 @@ def load_device(spec: str | Path, data_dir: str | Path | None = None, *,
             raise DataError(f"device CSV {path} does not exist")
         st = path.stat()
         table = _load_csv_cached(str(path.resolve()), st.st_mtime_ns, st.st_size, skip_bad_rows)
-        if table.name in CATALOGUE or table.name in {d.name for d in measured_devices()}:
+        if table.name in CATALOGUE or table.name in _measured_names():
             # a user's desktop_gpu.csv is not the benchmark's desktop_gpu: never one name
             table = dataclasses.replace(table, name=path.name)
         return table

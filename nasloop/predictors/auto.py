@@ -15,8 +15,11 @@ early-stops on a fresh tenth of them): the choice needs the validation cells uns
 final model does not. With ``pair=True`` a stochastic member (a GCN) keeps the model
 fitted for the choice beside its refit and predicts their geometric mean: two trainings
 of the same network average out part of each one's variance, and the first is already
-paid for. What was tried, the validation scores and the choice are saved in the
-predictor's ``state.json`` and reported in ``choice_``.
+paid for. With few labelled cells (below ``transfer_below``) the choice is made out of
+fold on all of them, and the pretrained ``transfer`` model is a candidate too, kept first
+unless a backend fitted from scratch scores ``transfer_margin`` lower: it has learnt from
+other devices what 20 cells cannot teach. What was tried, the validation scores and the
+choice are saved in the predictor's ``state.json`` and reported in ``choice_``.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..metrics import class_log_loss, latency_metrics, log_loss, within
 from ..space import Arch
-from .base import Predictor, cross_val_predict, load_json_state, save_json_state
+from .base import Predictor, _num, cross_val_predict, load_json_state, save_json_state
 from .pool import FitJob, default_workers, fit_all, quick_fits, side_by_side
 from .registry import create_predictor, register_predictor
 
@@ -76,11 +79,16 @@ ACC_BOUND = 0.10
 CV_FOLDS = 5
 #: below this many labelled cells ``transfer`` (a factor model pretrained on other devices'
 #: tables) joins the default candidates, when a pretrained model is at hand (the shipped
-#: one, or ``candidate_params={"transfer": {"pretrained": PATH}}``). With 10-100 cells it
+#: one, or ``pretrained=PATH``). With 10-100 cells it
 #: ranks and calibrates far better than any backend fitted from scratch (leave one family
 #: out: docs/results.md, "`auto` with `transfer` on few cells"); at 900 cells it is below
 #: them on most tables (its factor basis caps it), so it is not fitted there
 TRANSFER_BELOW = 200
+#: ``transfer`` stays first unless a candidate fitted from scratch scores this fraction
+#: lower: out-of-fold scores on 10-20 cells are noisy, and a lucky fold can hand the choice
+#: to a model of 10 cells over one that learnt from 28 other devices (the same margin as
+#: ``transfer``'s own ``select``)
+TRANSFER_MARGIN = 0.1
 #: keep a refitted stochastic member's choice-stage model beside its refit, averaged
 #: (``benchmarks/refit_pair.py``; docs/results.md, "The refit pair")
 PAIR = True
@@ -204,13 +212,16 @@ class AutoPredictor(Predictor):
                  candidate_params: dict[str, dict[str, Any]] | None = None,
                  holdout: float = 0.1, blend: bool = True, refit: bool = True,
                  pair: bool = PAIR, refit_all: bool = REFIT_ALL, cv_below: int = 200,
-                 transfer_below: int = TRANSFER_BELOW, workers: int | None = None,
+                 transfer_below: int = TRANSFER_BELOW, pretrained: str | None = None,
+                 transfer_margin: float = TRANSFER_MARGIN, workers: int | None = None,
                  seed: int = 0):
         self.candidates = candidates
         self.candidate_params = candidate_params
         self.holdout = holdout
         self.cv_below = cv_below
         self.transfer_below = transfer_below
+        self.pretrained = pretrained
+        self.transfer_margin = transfer_margin
         self.blend = blend
         self.refit = refit
         self.pair = pair
@@ -230,6 +241,8 @@ class AutoPredictor(Predictor):
         specs = {}
         for label in names:
             backend, params = DEFAULT_CANDIDATES.get(label, (label, {}))
+            if backend == "transfer" and self.pretrained:  # ``pretrained``: its model
+                params = {**params, "pretrained": self.pretrained}
             specs[label] = (backend, {**params, **extra.get(label, {})})
         return specs
 
@@ -244,6 +257,9 @@ class AutoPredictor(Predictor):
             if not isinstance(getattr(self, key), (bool, np.bool_)):
                 raise ConfigError(f"auto: {key} must be true or false, got "
                                   f"{getattr(self, key)!r}")
+        if not 0 <= _num(self.transfer_margin) < 1:
+            raise ConfigError(f"auto: transfer_margin must be in [0, 1), got "
+                              f"{self.transfer_margin!r}")
         if not 0 < float(self.holdout) < 0.5:
             raise ConfigError(f"auto: holdout must be in (0, 0.5), got {self.holdout!r}")
         for key in ("cv_below", "transfer_below"):
@@ -287,7 +303,11 @@ class AutoPredictor(Predictor):
                       ) -> tuple[list[str], list[float], float, dict | None]:
         """``(members, weights, validation loss, blend_check)``: the best candidate alone,
         or hedged with the second where that passes ``BLEND_MARGIN`` and the 10 % check."""
-        ranked = sorted(fitted, key=lambda k: tried[k]["val_log_loss"])
+        def rank(k: str) -> float:  # a pretrained candidate leads unless clearly beaten
+            margin = 1 - float(self.transfer_margin) if tried[k]["backend"] == "transfer" else 1
+            return tried[k]["val_log_loss"] * margin
+
+        ranked = sorted(fitted, key=rank)
         best = ranked[0]
         members, weights, loss = [best], [1.0], tried[best]["val_log_loss"]
         blend_check = None  # the hedged blend that passed the margin, and its 10 % check
@@ -468,7 +488,7 @@ class AutoPredictor(Predictor):
         inside a fit: that takes minutes and the data directory)."""
         from ..transfer.pretrain import SHIPPED
 
-        given = (self.candidate_params or {}).get("transfer", {}).get("pretrained")
+        given = self._specs(few_shot=True).get("transfer", ("", {}))[1].get("pretrained")
         return bool(given) or SHIPPED.is_file()
 
     def _fit(self, x, y, val, progress) -> None:
@@ -521,6 +541,9 @@ class AutoPredictor(Predictor):
                         "replayed": {m: refit[m].schedule for m in refit
                                      if getattr(refit[m], "schedule", None) is not None},
                         "paired": sorted(self.first_)}
+
+    def pretraining_tables(self) -> set[str]:
+        return set().union(*(p.pretraining_tables() for p in self.members_.values()))
 
     def _member_predict(self, label: str, x: list[Arch]) -> np.ndarray:
         pred = self.members_[label].predict(x)

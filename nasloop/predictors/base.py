@@ -92,6 +92,11 @@ class Predictor(ABC):
     def _validate_params(self) -> None:
         """Hook: raise ConfigError for bad hyperparameters (checked in fit, not __init__)."""
 
+    def pretraining_tables(self) -> set[str]:
+        """The latency tables a fitted predictor learnt from beyond its own cells (a
+        pretrained model's sources): test metrics on one of them are optimistic."""
+        return set()
+
     @abstractmethod
     def _fit(self, x: list[Arch], y: np.ndarray, val: tuple[list[Arch], np.ndarray] | None,
              progress: ProgressFn | None) -> None: ...

@@ -56,7 +56,8 @@ class GCNNet(nn.Module):
     6 edges (in the global node's row), and a linear term on them is added to the output.
     The graph merges isomorphs (skips bypassed, dead ops pruned) and cannot tell them
     apart; a device may still time them differently (where a skip sits, what a dead op
-    costs): this term can learn it, and starts at zero.
+    costs): this term can learn it, and starts at zero. Off by default: on the desktop
+    tables it raised the validation error (docs/results.md, "Session 18: the edges' own ops").
     """
 
     def __init__(self, in_features: int, hidden: int, layers: int, dropout: float,

@@ -119,6 +119,11 @@ class TransferPredictor(Predictor):
         self.source_["selection"] = {"chosen": chosen, "cv_log_error": errors,
                                      "folds": k, "margin": SELECT_MARGIN}
 
+    def pretraining_tables(self) -> set[str]:
+        if getattr(self, "member_", None) is not None:  # an additive model from scratch
+            return set()
+        return set(getattr(self, "source_", {}).get("tables", []))
+
     def _predict(self, x: list[Arch]) -> np.ndarray:
         if getattr(self, "member_", None) is not None:
             return self.member_.predict(x)
