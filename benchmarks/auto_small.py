@@ -56,7 +56,7 @@ def _rows(paths: list[Path]) -> list[dict]:
 
 
 def run(ks: tuple[int, ...], draws: int, variants: list[str], out: Path,
-        families: list[str] | None = None) -> None:
+        families: list[str] | None = None, informative: bool = False) -> None:
     import torch
 
     from nasloop.metrics import latency_metrics
@@ -66,7 +66,7 @@ def run(ks: tuple[int, ...], draws: int, variants: list[str], out: Path,
     done = {(r["device"], r["k"], r["cells"], v) for r in _rows([out]) for v in VARIANTS if v in r}
     with out.open("a") as f:
         for fam, dev, k, tag, path, cells, y, tc, y_test in few_shot_cases(ks, draws, families):
-            if tag == "inf":  # random draws only: auto's own case
+            if tag == "inf" and not informative:  # the cells `transfer` would have measured
                 continue
             for name in variants:
                 if (dev, k, tag, name) in done:
@@ -122,18 +122,20 @@ def versus(paths: list[Path], lofo: Path, variant: str) -> None:
     for r in _rows(paths):
         merged[(r["family"], r["device"], r["k"], r["cells"])].update(
             {v: r[v] for v in VARIANTS if v in r})
-    tr = {}
+    tr = {}  # transfer alone on the same cells: random draw s is run s; informative: one run
     for r in _rows([lofo]):
-        if r["method"] == "transfer_random":
+        if r["method"] in ("transfer_random", "transfer_informative"):
             for i, run in enumerate(r["runs"]):
-                tr[(r["device"], r["k"], f"rnd{i}")] = {"sp": run["spearman"], "a10": run["acc_10"]}
+                tag = "inf" if r["method"] == "transfer_informative" else f"rnd{i}"
+                tr[(r["device"], r["k"], tag)] = {"sp": run["spearman"], "a10": run["acc_10"]}
     print(f"| K | runs (tables) | {variant}: mean Spearman over families (min) / mean acc_10 "
           "| transfer alone, same draws | auto from scratch (session 8), same draws | "
           f"{variant} chose transfer (alone or in a blend) |")
     print("|---|---|---|---|---|---|")
-    for k in sorted({key[2] for key in merged}):
+    for k, cells in sorted({(key[2], "inf" if key[3] == "inf" else "random")
+                            for key in merged}):
         cases = [(key, vs) for key, vs in merged.items() if key[2] == k and variant in vs
-                 and (key[1], k, key[3]) in tr]
+                 and (key[1], k, key[3]) in tr and (key[3] == "inf") == (cells == "inf")]
         def summary(get) -> str:
             by_dev: dict[str, list] = defaultdict(list)
             for key, vs in cases:
@@ -151,7 +153,7 @@ def versus(paths: list[Path], lofo: Path, variant: str) -> None:
         alone = summary(lambda key, vs: tr[(key[1], k, key[3])])
         scratch = summary(lambda key, vs: vs.get("cv"))
         picked = sum("transfer" in vs[variant].get("chosen", []) for _, vs in cases)
-        print(f"| {k} | {len(cases)} ({len({key[1] for key, _ in cases})}) | {ours} | {alone} "
+        print(f"| {k}, {cells} | {len(cases)} ({len({key[1] for key, _ in cases})}) | {ours} | {alone} "
               f"| {scratch} | {picked} of {len(cases)} |")
 
 
@@ -163,6 +165,8 @@ def main() -> None:
                     help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--families", default="", help="only these families (default: all)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--informative", action="store_true",
+                    help="also fit on the K cells `measure --cells-for transfer` would time")
     ap.add_argument("--report", type=Path, nargs="*", default=None,
                     help="print the table from these files (default: --out)")
     ap.add_argument("--versus", type=Path, default=None,
@@ -179,7 +183,7 @@ def main() -> None:
         if bad:
             ap.error(f"unknown variant(s) {', '.join(bad)}: use {', '.join(VARIANTS)}")
         run(tuple(int(k) for k in a.ks.split(",")), a.draws, variants, a.out,
-            a.families.split(",") if a.families else None)
+            a.families.split(",") if a.families else None, a.informative)
     report(a.report or [a.out])
 
 

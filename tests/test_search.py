@@ -136,6 +136,13 @@ def test_oracle_answers_each_arch_itself_and_caches_on_disk(cpu, tmp_path):
         get_oracle("gnc", table)
 
 
+def test_an_oracle_pretrained_on_the_device_itself_says_so(cpu, tmp_path):
+    table, _ = cpu
+    for _ in range(2):  # fitted, then loaded from the cache: both say it
+        with pytest.warns(UserWarning, match=rf"has seen {table.name}'s own table"):
+            get_oracle("transfer", table, train=20, val=0, cache_dir=tmp_path)
+
+
 def test_an_unwritable_oracle_cache_is_named_not_fatal(cpu, tmp_path):
     table, _ = cpu
     blocker = tmp_path / "afile"

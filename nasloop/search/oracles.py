@@ -250,11 +250,13 @@ def get_oracle(spec: str | None, table: LatencyTable, *, train: int | None = 900
         try:
             cached = PredictorOracle(load_predictor(folder), name=spec)
             cached.calibration = calibration
+            _warn_if_seen(cached.predictor, table.name, spec)
             return cached
         except DataError:
             pass  # a corrupt cache entry is refitted below
     pred, info = fit_on_device(spec, table, train=train, val=val, seed=seed, params=params,
                                progress=progress)
+    _warn_if_seen(pred, table.name, spec)
     try:
         pred.save(folder, **info)
     except OSError as e:  # a read-only cache must not stop the search, but is named
@@ -264,6 +266,16 @@ def get_oracle(spec: str | None, table: LatencyTable, *, train: int | None = 900
     fitted = PredictorOracle(pred, name=spec)
     fitted.calibration = calibration
     return fitted
+
+
+def _warn_if_seen(pred: Predictor, device: str, spec: str) -> None:
+    """An oracle whose pretrained part learnt this device's table predicts it better than
+    it would a new device: the search is easier than a user's would be; say so."""
+    if device in pred.pretraining_tables():
+        warnings.warn(f"--oracle {spec} on {device}: its pretrained transfer model has seen "
+                      f"{device}'s own table, so it predicts better here than on a new device "
+                      f"(nasloop pretrain --exclude {device} --out m.npz, then --set "
+                      "pretrained=m.npz, for a fair test)", stacklevel=3)
 
 
 def _validation_calibration(table: LatencyTable, train: int, val: int, seed: int
