@@ -681,7 +681,9 @@ def evaluate(devices_, data_dir, skip_bad_rows, names, train, val, split_kind, s
         def cell(k, nd=1):
             m, s_ = mu.get(k, float("nan")), sd.get(k, float("nan"))
             return f"{m:.{nd}f}" + ("" if s_ != s_ else f"\n±{s_:.{nd}f}")
-        t.add_row(f"  {escape(r['predictor'])}", cell("acc_1"), cell("acc_5"), cell("acc_10"),
+        seen = any(run.get("seen_in_pretraining") for run in r["runs"])
+        t.add_row(f"  {escape(r['predictor'])}" + (" (seen in pretraining)" if seen else ""),
+                  cell("acc_1"), cell("acc_5"), cell("acc_10"),
                   cell("spearman", 3), cell("mape", 2), fmt(mu.get("fit_seconds"), 1),
                   fmt(mu.get("predict_seconds"), 3),
                   *([str(r["failures"])] if failures else []))

@@ -134,6 +134,10 @@ def test_cli_pretrain_fit_and_measure_cells_for(tmp_path, data_dir, monkeypatch)
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["seen_in_pretraining"] is True
     assert "optimistic" in r.stderr and "--exclude desktop_gpu" in r.stderr
+    r = CliRunner().invoke(main, ["evaluate", "-d", "desktop_gpu", "-p", "transfer", "--train",
+                                  "20", "--val", "0", "--seeds", "1"])
+    assert r.exit_code == 0, r.output
+    assert "seen in pretraining" in r.stdout and "optimistic" in r.stderr
     chosen = {str(a) for a in informative_cells(3, pretrained=out)}
     csv = tmp_path / "few.csv"
     r = CliRunner().invoke(main, ["measure", "--cells", "3", "--cells-for", "transfer",
