@@ -59,7 +59,7 @@ def test_auto_chooses_out_of_fold_on_few_cells():
         create_predictor("auto", cv_below=-1).fit(tr, table.lookup(tr))
 
 
-def test_auto_tries_transfer_on_few_cells_and_flags_its_pretraining_tables(gpu_table):
+def test_auto_tries_transfer_on_few_cells_and_flags_its_pretraining_tables(gpu_table, tmp_path):
     """Below transfer_below labelled cells the pretrained transfer model joins the
     candidates; a model whose pretraining saw the device's own table says so, and a
     protocol run records it (its test metrics are optimistic)."""
@@ -74,6 +74,9 @@ def test_auto_tries_transfer_on_few_cells_and_flags_its_pretraining_tables(gpu_t
     assert "transfer" in p.choice_["chosen"], p.choice_
     assert p.members_["transfer"].source_["pretrained"] == str(SHIPPED)
     assert "desktop_gpu" in p.pretraining_tables()
+    q = load_predictor(p.save(tmp_path / "auto"))  # the transfer member saves and reloads
+    np.testing.assert_allclose(q.predict(tr), p.predict(tr), rtol=1e-6)
+    assert "desktop_gpu" in q.pretraining_tables()
     run = evaluate_one(gpu_table, "auto", SplitSpec(60, 0, 0), model_seed=0, params=FAST)
     assert run["seen_in_pretraining"] is True and "failed" not in run
     # from scratch, or with candidates named, or on enough cells: no transfer
