@@ -86,6 +86,13 @@ def test_auto_tries_transfer_on_few_cells_and_flags_its_pretraining_tables(gpu_t
         assert "transfer" not in q.choice_["tried"] and not q.pretraining_tables(), params
     with pytest.raises(ConfigError, match="transfer_below"):
         create_predictor("auto", transfer_below=-1).fit(tr, gpu_table.lookup(tr))
+    # fewer cells than the out-of-fold choice needs: transfer alone, fitted on every cell
+    few = tr[:6]
+    a = create_predictor("auto", **FAST).fit(few, gpu_table.lookup(few))
+    t = create_predictor("transfer").fit(few, gpu_table.lookup(few))
+    assert list(a.choice_["tried"]) == ["transfer"] and a.choice_["refitted_on"] == 6
+    np.testing.assert_allclose(a.predict(tr), t.predict(tr), rtol=1e-9)
+    assert len(a.held_out_[0]) == 6  # out-of-fold predictions: a margin can be calibrated
 
 
 def test_a_pretrained_candidate_leads_unless_clearly_beaten():

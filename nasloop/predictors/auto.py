@@ -99,19 +99,24 @@ REFIT_ALL = False
 
 #: no member prediction below this share of the smallest labelled latency enters a blend
 FLOOR_SHARE = 0.5
+#: members whose predictions are floored: ``transfer`` predicts in log space (always > 0),
+#: and from few cells the smallest labelled latency is far above the fastest networks'
+UNFLOORED = ("transfer",)
 
 
 def geometric_blend(preds: list[np.ndarray], weights: list[float],
-                    floor: float = 1e-9) -> np.ndarray:
+                    floor: float | list[float] = 1e-9) -> np.ndarray:
     """The weighted geometric mean of predictions: how ``auto`` blends its members.
 
-    Each prediction is raised to ``floor`` first. ``auto`` passes half its smallest
-    labelled latency, so none of its predictions goes below that: a member that predicts
-    0 or less for a cell (XGBoost and linear fit latency itself, and can) would otherwise
-    enter the mean as 1e-9 ms and divide the blend by about 3 on that cell even at a 0.05
-    share (session 12: 3.6 % of XGBoost's predictions on edgetpu_large).
+    Each prediction is raised to ``floor`` first (one value, or one per member). ``auto``
+    passes half its smallest labelled latency, so none of its predictions goes below that:
+    a member that predicts 0 or less for a cell (XGBoost and linear fit latency itself,
+    and can) would otherwise enter the mean as 1e-9 ms and divide the blend by about 3 on
+    that cell even at a 0.05 share (session 12: 3.6 % of XGBoost's predictions on
+    edgetpu_large). A ``transfer`` member is not floored (``UNFLOORED``).
     """
-    return np.exp(sum(w * np.log(np.maximum(p, floor)) for p, w in zip(preds, weights)))
+    floors = floor if isinstance(floor, (list, tuple)) else [floor] * len(preds)
+    return np.exp(sum(w * np.log(np.maximum(p, f)) for p, w, f in zip(preds, weights, floors)))
 
 
 Cells = tuple[list[Arch], np.ndarray]
@@ -233,10 +238,13 @@ class AutoPredictor(Predictor):
     def _specs(self, few_shot: bool | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
         """Candidate label -> (backend, params) after the user's choices; by default with
         ``transfer`` where the fit has few cells (``few_shot``: as the fit decided)."""
+        # fewer cells than the out-of-fold choice needs (``transfer_only_``, as the fit
+        # decided): one held-out cell would pick among seven models so few cells cannot fit
+        only = few_shot is None and getattr(self, "transfer_only_", False)
         few_shot = getattr(self, "few_shot_", False) if few_shot is None else few_shot
         names = list(DEFAULT_CANDIDATES) if self.candidates is None else list(self.candidates)
         if self.candidates is None and few_shot:
-            names.append("transfer")
+            names = ["transfer"] if only else names + ["transfer"]
         extra = dict(self.candidate_params or {})
         specs = {}
         for label in names:
@@ -314,12 +322,13 @@ class AutoPredictor(Predictor):
         if self.blend and len(ranked) > 1:
             top2 = [val_pred[k] for k in ranked[:2]]
             # the weight with the lowest validation loss; kept if BLEND_MARGIN below the best
-            blend_loss, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w], self.floor_)),
+            floors = self._floors(ranked[:2], tried)
+            blend_loss, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w], floors)),
                                  float(w))
                                 for w in BLEND_WEIGHTS)
             if blend_loss < loss * (1 - BLEND_MARGIN):  # hedged: the partner keeps a share
                 wb = (1 - w) * BLEND_SHRINK
-                hedged = geometric_blend(top2, [1 - wb, wb], self.floor_)
+                hedged = geometric_blend(top2, [1 - wb, wb], floors)
                 # and only if it leaves as many validation cells within 10 % as the best
                 # alone: the log error rewards shrinking the largest errors, acc_10 leaving
                 # near-right predictions alone (a step-function table: docs/results.md)
@@ -339,7 +348,9 @@ class AutoPredictor(Predictor):
         labelled = len(x) + (len(val[0]) if val is not None else 0)
         # few cells: a tenth of them is too few to choose by (one cell of ten), so every
         # labelled cell is scored out of fold instead, and the choice is fitted on them all
-        cv = labelled < int(self.cv_below) and labelled >= 2 * CV_FOLDS
+        # (``transfer`` alone, on fewer cells: scored out of fold too, none held back)
+        cv = labelled < int(self.cv_below) and (
+            labelled >= 2 * CV_FOLDS or (getattr(self, "transfer_only_", False) and labelled >= 2))
         if cv:
             if val is not None:
                 x, y = list(x) + list(val[0]), np.concatenate([y, val[1]])
@@ -496,6 +507,8 @@ class AutoPredictor(Predictor):
         #: ``transfer`` joins the candidates (few cells, a pretrained model at hand)
         self.few_shot_ = (self.candidates is None and labelled < int(self.transfer_below)
                           and self._transfer_at_hand())
+        #: and fewer cells than the out-of-fold choice needs: ``transfer`` alone
+        self.transfer_only_ = self.few_shot_ and labelled < 2 * CV_FOLDS
         d = self._draw(x, y, val)
         #: the blend's floor, from every labelled latency
         self.floor_ = FLOOR_SHARE * float(np.min(d.all_y))
@@ -521,7 +534,7 @@ class AutoPredictor(Predictor):
         #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
         self.held_out_ = (list(d.vx), np.asarray(d.vy, dtype=np.float64),
                           geometric_blend([fits.val_pred[m] for m in members], weights,
-                                          self.floor_))
+                                          self._floors(members, tried)))
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
         self.members_ = {m: refit.get(m, fitted[m]) for m in members}
@@ -545,6 +558,14 @@ class AutoPredictor(Predictor):
     def pretraining_tables(self) -> set[str]:
         return set().union(*(p.pretraining_tables() for p in self.members_.values()))
 
+    def _floors(self, labels: list[str], tried: dict | None = None) -> list[float]:
+        """Each member's floor in a blend (``UNFLOORED`` backends: none)."""
+        def backend(label: str) -> str:
+            if tried is not None:
+                return tried[label]["backend"]
+            return self.members_[label].name
+        return [1e-9 if backend(m) in UNFLOORED else self.floor_ for m in labels]
+
     def _member_predict(self, label: str, x: list[Arch]) -> np.ndarray:
         pred = self.members_[label].predict(x)
         first = self.first_.get(label)
@@ -553,7 +574,8 @@ class AutoPredictor(Predictor):
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
         return geometric_blend([self._member_predict(label, x) for label in self.members_],
-                               [self.weights_[label] for label in self.members_], self.floor_)
+                               [self.weights_[label] for label in self.members_],
+                               self._floors(list(self.members_)))
 
     # ----- persistence --------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:
