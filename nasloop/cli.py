@@ -491,12 +491,12 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
 
 def _warn_seen_in_pretraining(device: str, predictor: str) -> None:
     """Test metrics of a model whose pretrained part learnt the device's own table."""
-    where = "--set pretrained=m.npz"
+    from .predictors.base import fair_test_hint
+
     err.print(f"[yellow]warning:[/yellow] {predictor} on {device} used a transfer model "
               f"pretrained on {device}'s own table, so these test metrics are optimistic for a "
-              f"device it has not seen; for a fair test, pretrain without it (nasloop pretrain "
-              f"--exclude {device} --out m.npz; exclude its sister tables too) and pass "
-              f"{where}", highlight=False, soft_wrap=True)
+              f"device it has not seen; for a fair test, {fair_test_hint(device)}",
+              highlight=False, soft_wrap=True)
 
 
 def _choice_table(choice: dict) -> Table:
@@ -655,8 +655,9 @@ def evaluate(devices_, data_dir, skip_bad_rows, names, train, val, split_kind, s
     from .console import progress as make_progress
     with make_progress() as bar:
         results = evaluate_predictors(tables, preds, protocol, overrides=overrides, bar=bar)
-    for r in results:
-        if any(run.get("seen_in_pretraining") for run in r["runs"]):
+    seen = [any(run.get("seen_in_pretraining") for run in r["runs"]) for r in results]
+    for r, s in zip(results, seen):
+        if s:
             _warn_seen_in_pretraining(r["device"], r["predictor"])
     if as_json:
         print_json(results)
@@ -672,7 +673,7 @@ def evaluate(devices_, data_dir, skip_bad_rows, names, train, val, split_kind, s
     for c in cols:  # one row per device, its predictors under it; a std under its mean
         t.add_column(c, justify="left" if c == cols[0] else "right", overflow="fold")
     device = None
-    for r in results:
+    for r, r_seen in zip(results, seen):
         mu, sd = r["mean"], r["std"]
         if r["device"] != device:
             device = r["device"]
@@ -681,8 +682,7 @@ def evaluate(devices_, data_dir, skip_bad_rows, names, train, val, split_kind, s
         def cell(k, nd=1):
             m, s_ = mu.get(k, float("nan")), sd.get(k, float("nan"))
             return f"{m:.{nd}f}" + ("" if s_ != s_ else f"\n±{s_:.{nd}f}")
-        seen = any(run.get("seen_in_pretraining") for run in r["runs"])
-        t.add_row(f"  {escape(r['predictor'])}" + (" (seen in pretraining)" if seen else ""),
+        t.add_row(f"  {escape(r['predictor'])}" + (" (seen in pretraining)" if r_seen else ""),
                   cell("acc_1"), cell("acc_5"), cell("acc_10"),
                   cell("spearman", 3), cell("mape", 2), fmt(mu.get("fit_seconds"), 1),
                   fmt(mu.get("predict_seconds"), 3),

@@ -235,16 +235,14 @@ class AutoPredictor(Predictor):
         self.seed = seed
 
     # ----- configuration ------------------------------------------------------------
-    def _specs(self, few_shot: bool | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Candidate label -> (backend, params) after the user's choices; by default with
-        ``transfer`` where the fit has few cells (``few_shot``: as the fit decided)."""
-        # fewer cells than the out-of-fold choice needs (``transfer_only_``, as the fit
-        # decided): one held-out cell would pick among seven models so few cells cannot fit
-        only = few_shot is None and getattr(self, "transfer_only_", False)
-        few_shot = getattr(self, "few_shot_", False) if few_shot is None else few_shot
+    def _specs(self, transfer: bool = False, transfer_only: bool = False
+               ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Candidate label -> (backend, params) after the user's choices; the default set
+        with ``transfer`` added (few cells), or ``transfer`` alone (fewer cells than the
+        out-of-fold choice needs: one held-out cell would pick among seven models)."""
         names = list(DEFAULT_CANDIDATES) if self.candidates is None else list(self.candidates)
-        if self.candidates is None and few_shot:
-            names = ["transfer"] if only else names + ["transfer"]
+        if self.candidates is None and (transfer or transfer_only):
+            names = ["transfer"] if transfer_only else names + ["transfer"]
         extra = dict(self.candidate_params or {})
         specs = {}
         for label in names:
@@ -281,14 +279,14 @@ class AutoPredictor(Predictor):
         if not isinstance(self.candidate_params or {}, dict):
             raise ConfigError("auto: candidate_params must map a candidate to its parameters")
         known = set(list_predictors()) - {"auto"}
-        for label, (backend, params) in self._specs(few_shot=True).items():
+        for label, (backend, params) in self._specs(transfer=True).items():
             if backend not in known:
                 raise ConfigError(f"auto: unknown candidate {label!r}; use one of "
                                   f"{', '.join(sorted(set(DEFAULT_CANDIDATES) | known))}")
             create_predictor(backend, **params)._validate_params()
 
     def _make(self, label: str) -> Predictor:
-        backend, params = self._specs()[label]
+        backend, params = self.specs_[label]
         p = create_predictor(backend, **params)
         if "seed" in p.get_params() and "seed" not in params:
             p.set_params(seed=int(self.seed))
@@ -322,7 +320,7 @@ class AutoPredictor(Predictor):
         if self.blend and len(ranked) > 1:
             top2 = [val_pred[k] for k in ranked[:2]]
             # the weight with the lowest validation loss; kept if BLEND_MARGIN below the best
-            floors = self._floors(ranked[:2], tried)
+            floors = self._floors([fitted[k] for k in ranked[:2]])
             blend_loss, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w], floors)),
                                  float(w))
                                 for w in BLEND_WEIGHTS)
@@ -350,7 +348,7 @@ class AutoPredictor(Predictor):
         # labelled cell is scored out of fold instead, and the choice is fitted on them all
         # (``transfer`` alone, on fewer cells: scored out of fold too, none held back)
         cv = labelled < int(self.cv_below) and (
-            labelled >= 2 * CV_FOLDS or (getattr(self, "transfer_only_", False) and labelled >= 2))
+            labelled >= 2 * CV_FOLDS or (list(self.specs_) == ["transfer"] and labelled >= 2))
         if cv:
             if val is not None:
                 x, y = list(x) + list(val[0]), np.concatenate([y, val[1]])
@@ -379,7 +377,7 @@ class AutoPredictor(Predictor):
         """Score a fitted candidate on the validation cells (or by ``pred``, its
         predictions of them made out of fold) into ``fits``; a candidate whose fit or
         prediction failed is recorded with why, not fatal."""
-        specs = self._specs()
+        specs = self.specs_
         if p is None:
             fits.tried[label] = {"backend": specs[label][0], "failed": error}
             return
@@ -396,7 +394,7 @@ class AutoPredictor(Predictor):
     def _choose_cv(self, d: _Draw, made: dict, fits: _Fits, progress, units: int) -> None:
         """Few cells: score every candidate out of fold on every cell, then fit it on them
         all (in this process, one after another: small fits)."""
-        for i, label in enumerate(self._specs()):
+        for i, label in enumerate(self.specs_):
             p = made[label]
             t0 = time.perf_counter()
             sub = None if progress is None else (
@@ -436,7 +434,7 @@ class AutoPredictor(Predictor):
         """Fit every candidate (``workers`` at a time) and score it on the validation
         cells; a stochastic iterative candidate's refit starts beside its choice and is
         kept in ``fits.refit`` (dropped later if not chosen). Returns the progress units."""
-        specs = self._specs()
+        specs = self.specs_
         # a stochastic iterative candidate (a GCN) is refitted if chosen; with more
         # than one worker that refit starts now, beside the choice, and is dropped if
         # the candidate is not chosen: the two longest fits then run at once
@@ -499,21 +497,23 @@ class AutoPredictor(Predictor):
         inside a fit: that takes minutes and the data directory)."""
         from ..transfer.pretrain import SHIPPED
 
-        given = self._specs(few_shot=True).get("transfer", ("", {}))[1].get("pretrained")
+        given = self._specs(transfer=True).get("transfer", ("", {}))[1].get("pretrained")
         return bool(given) or SHIPPED.is_file()
 
     def _fit(self, x, y, val, progress) -> None:
         labelled = len(x) + (len(val[0]) if val is not None else 0)
         #: ``transfer`` joins the candidates (few cells, a pretrained model at hand)
-        self.few_shot_ = (self.candidates is None and labelled < int(self.transfer_below)
-                          and self._transfer_at_hand())
-        #: and fewer cells than the out-of-fold choice needs: ``transfer`` alone
-        self.transfer_only_ = self.few_shot_ and labelled < 2 * CV_FOLDS
+        few_shot = (self.candidates is None and labelled < int(self.transfer_below)
+                    and self._transfer_at_hand())
+        #: the candidates of this fit: with ``transfer`` on few cells, and ``transfer``
+        #: alone on fewer than the out-of-fold choice needs
+        self.specs_ = self._specs(transfer=few_shot,
+                                  transfer_only=few_shot and labelled < 2 * CV_FOLDS)
         d = self._draw(x, y, val)
         #: the blend's floor, from every labelled latency
         self.floor_ = FLOOR_SHARE * float(np.min(d.all_y))
         fits = _Fits()
-        made = {label: self._make(label) for label in self._specs()}
+        made = {label: self._make(label) for label in self.specs_}
         workers = default_workers() if self.workers is None else int(self.workers)
         if d.cv:
             units = (len(made) + int(bool(self.refit))) * 1000
@@ -534,7 +534,7 @@ class AutoPredictor(Predictor):
         #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
         self.held_out_ = (list(d.vx), np.asarray(d.vy, dtype=np.float64),
                           geometric_blend([fits.val_pred[m] for m in members], weights,
-                                          self._floors(members, tried)))
+                                          self._floors([fitted[m] for m in members])))
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
         self.members_ = {m: refit.get(m, fitted[m]) for m in members}
@@ -558,13 +558,9 @@ class AutoPredictor(Predictor):
     def pretraining_tables(self) -> set[str]:
         return set().union(*(p.pretraining_tables() for p in self.members_.values()))
 
-    def _floors(self, labels: list[str], tried: dict | None = None) -> list[float]:
+    def _floors(self, members: list[Predictor]) -> list[float]:
         """Each member's floor in a blend (``UNFLOORED`` backends: none)."""
-        def backend(label: str) -> str:
-            if tried is not None:
-                return tried[label]["backend"]
-            return self.members_[label].name
-        return [1e-9 if backend(m) in UNFLOORED else self.floor_ for m in labels]
+        return [1e-9 if m.name in UNFLOORED else self.floor_ for m in members]
 
     def _member_predict(self, label: str, x: list[Arch]) -> np.ndarray:
         pred = self.members_[label].predict(x)
@@ -575,7 +571,7 @@ class AutoPredictor(Predictor):
     def _predict(self, x: list[Arch]) -> np.ndarray:
         return geometric_blend([self._member_predict(label, x) for label in self.members_],
                                [self.weights_[label] for label in self.members_],
-                               self._floors(list(self.members_)))
+                               self._floors(list(self.members_.values())))
 
     # ----- persistence --------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:

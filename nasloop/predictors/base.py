@@ -94,7 +94,8 @@ class Predictor(ABC):
 
     def pretraining_tables(self) -> set[str]:
         """The latency tables a fitted predictor learnt from beyond its own cells (a
-        pretrained model's sources): test metrics on one of them are optimistic."""
+        pretrained model's sources): test metrics on one of them are optimistic
+        (:func:`fair_test_hint` says how to avoid it)."""
         return set()
 
     @abstractmethod
@@ -125,6 +126,12 @@ class Predictor(ABC):
                 "fit_info": info, "nasloop_version": __version__, "libraries": _versions()}
         (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
         return folder
+
+
+def fair_test_hint(device: str) -> str:
+    """How to test on ``device`` a model whose pretraining saw its table: without it."""
+    return (f"pretrain without it (nasloop pretrain --exclude {device} --out m.npz; exclude "
+            "its sister tables too) and pass --set pretrained=m.npz")
 
 
 def cross_val_predict(predictor: Predictor, archs: list[Arch], y: np.ndarray, *,

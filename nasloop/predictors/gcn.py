@@ -34,6 +34,7 @@ from ..errors import ConfigError
 from ..graph import DEAD_COLUMN, FEATURES, GLOBAL_NODE, NUM_GRAPH_NODES, encode_batch
 from ..space import NUM_CELLS, NUM_EDGES, OPS, Arch, arch_index
 from .base import Predictor, _flag, _num, _require, _whole, load_json_state, save_json_state
+from .features import onehot
 from .linear import LinearPredictor
 from .registry import register_predictor
 
@@ -142,16 +143,8 @@ def _random_features(seed: int, nodes: int, width: int) -> np.ndarray:
     return table
 
 
-#: ``raw_ops`` input columns: the one-hot op of each edge
+#: ``raw_ops`` input columns: the one-hot op of each edge (``features.onehot``)
 RAW_OP_COLUMNS = NUM_EDGES * len(OPS)
-
-
-def _raw_op_columns(x: list[Arch]) -> np.ndarray:
-    """``(N, 30)`` one-hot op of each of the 6 edges, before any graph reduction."""
-    ops = np.array([a.ops for a in x], dtype=np.int64).reshape(len(x), NUM_EDGES)
-    out = np.zeros((len(x), NUM_EDGES, len(OPS)), dtype=np.float32)
-    np.put_along_axis(out, ops[:, :, None], 1.0, axis=2)
-    return out.reshape(len(x), RAW_OP_COLUMNS)
 
 
 ADJACENCY_MODES = ("directed", "normal", "sym", "sum", "identity")
@@ -267,7 +260,7 @@ class GCNPredictor(Predictor):
             feat = table[[arch_index(a) for a in x]] * (feat.sum(-1, keepdims=True) > 0)
         if self.raw_ops:  # the edges' own ops, in the global node's row (see GCNNet)
             raw = np.zeros(feat.shape[:2] + (RAW_OP_COLUMNS,), dtype=np.float32)
-            raw[:, GLOBAL_NODE] = _raw_op_columns(x)
+            raw[:, GLOBAL_NODE] = onehot(x)
             feat = np.concatenate([feat, raw], axis=2)
         return torch.from_numpy(adj), torch.from_numpy(np.ascontiguousarray(feat))
 

@@ -29,6 +29,7 @@ from .. import __version__
 from ..data.tables import LatencyTable
 from ..errors import ConfigError, DataError
 from ..predictors import Predictor, list_predictors, load_predictor
+from ..predictors.base import fair_test_hint
 from ..splits import SplitSpec, fit_on_split, split_cells  # noqa: F401  (re-exported)
 from ..space import (NUM_CELLS, Arch, ArchLike, arch_from_index, arch_index,
                      canonical_representatives, coerce_archs)
@@ -273,9 +274,8 @@ def _warn_if_seen(pred: Predictor, device: str, spec: str) -> None:
     it would a new device: the search is easier than a user's would be; say so."""
     if device in pred.pretraining_tables():
         warnings.warn(f"--oracle {spec} on {device}: its pretrained transfer model has seen "
-                      f"{device}'s own table, so it predicts better here than on a new device "
-                      f"(nasloop pretrain --exclude {device} --out m.npz, then --set "
-                      "pretrained=m.npz, for a fair test)", stacklevel=3)
+                      f"{device}'s own table, so it predicts better here than on a new device; "
+                      f"for a fair test, {fair_test_hint(device)}", stacklevel=3)
 
 
 def _validation_calibration(table: LatencyTable, train: int, val: int, seed: int
