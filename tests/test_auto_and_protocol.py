@@ -74,6 +74,12 @@ def test_auto_tries_transfer_on_few_cells_and_flags_its_pretraining_tables(gpu_t
     assert "transfer" in p.choice_["chosen"], p.choice_
     assert p.members_["transfer"].source_["pretrained"] == str(SHIPPED)
     assert "desktop_gpu" in p.pretraining_tables()
+    # every candidate's out-of-fold predictions are kept: the choice can be replayed
+    from nasloop.metrics import log_loss
+    vy = p.held_out_[1]
+    for label, row in p.choice_["tried"].items():
+        if "val_log_loss" in row:
+            assert log_loss(vy, p.val_pred_[label]) == pytest.approx(row["val_log_loss"])
     q = load_predictor(p.save(tmp_path / "auto"))  # the transfer member saves and reloads
     np.testing.assert_allclose(q.predict(tr), p.predict(tr), rtol=1e-6)
     assert "desktop_gpu" in q.pretraining_tables()

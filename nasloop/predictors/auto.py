@@ -537,6 +537,9 @@ class AutoPredictor(Predictor):
                                           self._floors([fitted[m] for m in members])))
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
+        #: and its predictions of the validation cells (out of fold on few cells; in memory
+        #: only): a choice rule can be replayed on them without refitting
+        self.val_pred_ = dict(fits.val_pred)
         self.members_ = {m: refit.get(m, fitted[m]) for m in members}
         #: the choice-stage model of a refitted stochastic member, averaged with its refit
         self.first_ = {m: fitted[m] for m in refit

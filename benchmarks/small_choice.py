@@ -1,0 +1,176 @@
+"""How `auto` chooses on few cells: its choice rules replayed on recorded fits (session 19).
+
+On 10-50 labelled cells `auto` scores its candidates out of fold and keeps the pretrained
+``transfer`` model first unless a backend fitted from scratch scores ``transfer_margin``
+lower. Out-of-fold scores on 10-20 cells are noisy, and now and then a lucky fold hands the
+choice to a model of 10 cells (session 18: mobile_dsp_685, K=10, ``linear``, Spearman
+0.197). Rules are compared without refitting:
+
+1. ``--record DIR``: the default ``auto`` is fitted on the cells of the leave-one-family-out
+   few-shot benchmark (``benchmarks/transfer.py``: 3 seeded random draws per table and K;
+   ``transfer`` pretrained without the held-out family, so nothing leaks). Each fit's
+   candidates' out-of-fold predictions (``val_pred_``), the labels, and every candidate's
+   predictions of the test cells (fitted on all K cells, as the final members are) go to one
+   ``.npz`` per case. Resumes.
+2. replay (the default): each rule picks members and weights from the out-of-fold scores
+   alone, exactly as ``auto`` does (best, then the hedged blend of the best two with its
+   margin and its 10 % check); the picked members' test predictions are scored. The
+   ``current`` rule must reproduce every recorded final prediction (checked and printed).
+
+Rules: ``current`` (``transfer_margin`` 0.1), other margins, ``boot``: a from-scratch
+leader replaces ``transfer`` only if it has the lower out-of-fold error in at least ``q`` of
+2,000 bootstrap resamples of the cells (paired), ``transfer_lead``: ``transfer`` always
+leads (a from-scratch model may still join it in a blend), ``transfer_only``.
+
+    python benchmarks/small_choice.py --record runs/small_choice --ks 10,20,50
+    python benchmarks/small_choice.py runs/small_choice
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 shared cores: one BLAS thread
+import numpy as np  # noqa: E402
+
+from transfer import FAMILIES, few_shot_cases  # noqa: E402
+
+#: name -> (rule, parameters)
+RULES: dict[str, tuple[str, dict]] = {
+    "current": ("margin", {"margin": 0.1}),
+    "margin 0": ("margin", {"margin": 0.0}),
+    "margin 0.2": ("margin", {"margin": 0.2}),
+    "margin 0.3": ("margin", {"margin": 0.3}),
+    "margin 0.5": ("margin", {"margin": 0.5}),
+    "boot 0.9": ("boot", {"q": 0.9, "margin": 0.1}),
+    "boot 0.95": ("boot", {"q": 0.95, "margin": 0.1}),
+    "boot 0.99": ("boot", {"q": 0.99, "margin": 0.1}),
+    "transfer_lead": ("lead", {}),
+    "transfer_only": ("only", {}),
+}
+
+
+def record(out: Path, ks: tuple[int, ...], families: list[str] | None) -> None:
+    import torch
+
+    from nasloop.predictors import create_predictor
+
+    torch.set_num_threads(1)
+    out.mkdir(parents=True, exist_ok=True)
+    for _, dev, k, tag, path, cells, y, tc, y_test in few_shot_cases(ks, 3, families):
+        f = out / f"{dev}_{k}_{tag}.npz"
+        if tag == "inf" or f.is_file():
+            continue
+        t0 = time.perf_counter()
+        p = create_predictor("auto", pretrained=str(path)).fit(cells, y)
+        rows = {"y": y, "y_test": y_test, "final": p.predict(tc), "vy": p.held_out_[1],
+                "chosen": "+".join(p.choice_["chosen"]),
+                "weights": np.asarray(p.choice_["weights"])}
+        for label, pv in p.val_pred_.items():
+            rows[f"oof_{label}"] = pv
+            rows[f"test_{label}"] = p.candidates_[label].predict(tc)
+            rows[f"backend_{label}"] = p.choice_["tried"][label]["backend"]
+        np.savez(f, **rows)
+        print(dev, k, tag, rows["chosen"], f"{time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def _errors(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    p = np.where(np.isfinite(p) & (p > 0), p, y * 1e-2)
+    return np.abs(np.log(p / y))
+
+
+def choose(z, rule: str, margin: float = 0.1, q: float = 0.9, draws: int = 2000
+           ) -> tuple[list[str], list[float], dict[str, float]]:
+    """Members, weights and floors a rule picks from a recorded fit's out-of-fold scores."""
+    from nasloop.metrics import log_loss, within
+    from nasloop.predictors.auto import (ACC_BOUND, BLEND_MARGIN, BLEND_SHRINK, BLEND_WEIGHTS,
+                                         FLOOR_SHARE, UNFLOORED, geometric_blend)
+
+    labels = [k[4:] for k in z.files if k.startswith("oof_")]
+    vy = z["vy"]
+    backend = {k: str(z[f"backend_{k}"]) for k in labels}
+    floors = {k: 1e-9 if backend[k] in UNFLOORED else FLOOR_SHARE * float(vy.min())
+              for k in labels}
+    loss = {k: log_loss(vy, z[f"oof_{k}"]) for k in labels}
+    pre = next((k for k in labels if backend[k] == "transfer"), None)
+    ranked = sorted(labels, key=lambda k: loss[k] * (1 - margin if k == pre else 1))
+    if pre is not None and rule in ("boot", "lead", "only"):
+        lead = pre
+        if rule == "boot" and ranked[0] != pre:
+            d = _errors(vy, z[f"oof_{ranked[0]}"]) - _errors(vy, z[f"oof_{pre}"])
+            idx = np.random.default_rng(0).integers(0, len(d), (draws, len(d)))
+            if np.mean(d[idx].mean(axis=1) < 0) >= q:
+                lead = ranked[0]
+        if rule == "only":
+            return [pre], [1.0], floors
+        ranked = [lead] + [k for k in ranked if k != lead]
+    members, weights = [ranked[0]], [1.0]
+    if len(ranked) > 1:  # auto's hedged blend of the best two, as in _choose_blend
+        top2 = [z[f"oof_{k}"] for k in ranked[:2]]
+        f2 = [floors[k] for k in ranked[:2]]
+        blend, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w], f2)), float(w))
+                       for w in BLEND_WEIGHTS)
+        if blend < loss[ranked[0]] * (1 - BLEND_MARGIN):
+            wb = (1 - w) * BLEND_SHRINK
+            hedged = geometric_blend(top2, [1 - wb, wb], f2)
+            if within(vy, hedged, ACC_BOUND).sum() >= within(vy, top2[0], ACC_BOUND).sum():
+                members, weights = ranked[:2], [1 - wb, wb]
+    return members, weights, floors
+
+
+def replay(folder: Path) -> None:
+    from scipy.stats import spearmanr
+
+    from nasloop.metrics import within
+    from nasloop.predictors.auto import geometric_blend
+
+    family = {d: f for f, members in FAMILIES.items() for d in members}
+    rows: dict[tuple[int, str], list[tuple]] = defaultdict(list)
+    same = total = 0
+    for f in sorted(folder.glob("*.npz")):
+        z = np.load(f)
+        dev, k, _ = f.stem.rsplit("_", 2)
+        for name, (rule, params) in RULES.items():
+            members, weights, floors = choose(z, rule, **params)
+            pred = geometric_blend([z[f"test_{m}"] for m in members], weights,
+                                   [floors[m] for m in members])
+            y = z["y_test"]
+            rows[(int(k), name)].append((family[dev], float(spearmanr(pred, y)[0]),
+                                         float(within(y, pred, 0.1).mean() * 100),
+                                         members[0]))
+            if name == "current":
+                total += 1
+                same += bool(np.allclose(pred, z["final"], rtol=1e-6))
+    print(f"`current` reproduces {same} of {total} recorded fits\n")
+    print("| K | rule | fits | mean Spearman over families (lowest family) | worst fit | "
+          "mean acc_10 | fits led by a from-scratch model |")
+    print("|---|---|---|---|---|---|---|")
+    for (k, name), rs in sorted(rows.items(), key=lambda kv: (kv[0][0], list(RULES).index(kv[0][1]))):
+        by_family = defaultdict(list)
+        for fam, sp, _, _ in rs:
+            by_family[fam].append(sp)
+        fam_means = [np.mean(v) for v in by_family.values()]
+        print(f"| {k} | {name} | {len(rs)} | {np.mean(fam_means):.4f} ({min(fam_means):.3f}) | "
+              f"{min(r[1] for r in rs):.3f} | {np.mean([r[2] for r in rs]):.2f} | "
+              f"{sum(r[3] != 'transfer' for r in rs)} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path, nargs="?", default=Path("runs/small_choice"))
+    ap.add_argument("--record", action="store_true", help="fit and record into FOLDER")
+    ap.add_argument("--ks", default="10,20,50")
+    ap.add_argument("--families", default=None, help="comma-separated (default: all)")
+    a = ap.parse_args()
+    if a.record:
+        record(a.folder, tuple(int(k) for k in a.ks.split(",")),
+               a.families.split(",") if a.families else None)
+    else:
+        replay(a.folder)
+
+
+if __name__ == "__main__":
+    main()
