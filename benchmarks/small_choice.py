@@ -14,16 +14,21 @@ choice to a model of 10 cells (session 18: mobile_dsp_685, K=10, ``linear``, Spe
    ``.npz`` per case. Resumes.
 2. replay (the default): each rule picks members and weights from the out-of-fold scores
    alone, exactly as ``auto`` does (best, then the hedged blend of the best two with its
-   margin and its 10 % check); the picked members' test predictions are scored. The
-   ``current`` rule must reproduce every recorded final prediction (checked and printed).
+   margin and its 10 % check); the picked members' test predictions are scored. The rule
+   the recording code ran must reproduce every recorded final prediction (checked and
+   printed: ``session 18`` for the fits recorded in session 19, the adopted rule since).
 
-Rules: ``current`` (``transfer_margin`` 0.1), other margins, ``boot``: a from-scratch
+Rules: ``session 18`` (``transfer_margin`` 0.1, the rule before session 19), other margins, ``boot``: a from-scratch
 leader replaces ``transfer`` only if it has the lower out-of-fold error in at least ``q`` of
-2,000 bootstrap resamples of the cells (paired), ``transfer_lead``: ``transfer`` always
+2,000 bootstrap resamples of the cells (paired), ``keep``: a from-scratch leader is always
+blended with ``transfer`` (geometric mean), ``transfer`` weighing ``share`` (``hedged``: the
+weight chosen out of fold, halved; 0.5 is ``auto``'s ``transfer_share`` since session 19),
+``transfer_lead``: ``transfer`` always
 leads (a from-scratch model may still join it in a blend), ``transfer_only``.
 
     python benchmarks/small_choice.py --record runs/small_choice --ks 10,20,50
     python benchmarks/small_choice.py runs/small_choice
+    python benchmarks/small_choice.py --record --informative runs/small_choice_inf --ks 20,50
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ from transfer import FAMILIES, few_shot_cases  # noqa: E402
 
 #: name -> (rule, parameters)
 RULES: dict[str, tuple[str, dict]] = {
-    "current": ("margin", {"margin": 0.1}),
+    "session 18": ("margin", {"margin": 0.1}),
     "margin 0": ("margin", {"margin": 0.0}),
     "margin 0.2": ("margin", {"margin": 0.2}),
     "margin 0.3": ("margin", {"margin": 0.3}),
@@ -48,12 +53,16 @@ RULES: dict[str, tuple[str, dict]] = {
     "boot 0.9": ("boot", {"q": 0.9, "margin": 0.1}),
     "boot 0.95": ("boot", {"q": 0.95, "margin": 0.1}),
     "boot 0.99": ("boot", {"q": 0.99, "margin": 0.1}),
+    "keep, hedged": ("keep", {"share": None}),
+    "keep 0.25": ("keep", {"share": 0.25}),
+    "keep 0.5 (adopted)": ("keep", {"share": 0.5}),
     "transfer_lead": ("lead", {}),
     "transfer_only": ("only", {}),
 }
 
 
-def record(out: Path, ks: tuple[int, ...], families: list[str] | None) -> None:
+def record(out: Path, ks: tuple[int, ...], families: list[str] | None,
+           informative: bool = False) -> None:
     import torch
 
     from nasloop.predictors import create_predictor
@@ -62,7 +71,7 @@ def record(out: Path, ks: tuple[int, ...], families: list[str] | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for _, dev, k, tag, path, cells, y, tc, y_test in few_shot_cases(ks, 3, families):
         f = out / f"{dev}_{k}_{tag}.npz"
-        if tag == "inf" or f.is_file():
+        if (tag == "inf") != informative or f.is_file():
             continue
         t0 = time.perf_counter()
         p = create_predictor("auto", pretrained=str(path)).fit(cells, y)
@@ -82,8 +91,8 @@ def _errors(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.abs(np.log(p / y))
 
 
-def choose(z, rule: str, margin: float = 0.1, q: float = 0.9, draws: int = 2000
-           ) -> tuple[list[str], list[float], dict[str, float]]:
+def choose(z, rule: str, margin: float = 0.1, q: float = 0.9, draws: int = 2000,
+           share: float | None = None) -> tuple[list[str], list[float], dict[str, float]]:
     """Members, weights and floors a rule picks from a recorded fit's out-of-fold scores."""
     from nasloop.metrics import log_loss, within
     from nasloop.predictors.auto import (ACC_BOUND, BLEND_MARGIN, BLEND_SHRINK, BLEND_WEIGHTS,
@@ -107,6 +116,16 @@ def choose(z, rule: str, margin: float = 0.1, q: float = 0.9, draws: int = 2000
         if rule == "only":
             return [pre], [1.0], floors
         ranked = [lead] + [k for k in ranked if k != lead]
+    if pre is not None and rule == "keep" and ranked[0] != pre:
+        # a from-scratch leader never drops transfer: blended with it, transfer's weight
+        # ``share`` (auto's ``transfer_share``), or (None) the weight chosen out of fold, hedged
+        if share is None:
+            pair = [z[f"oof_{k}"] for k in (ranked[0], pre)]
+            f2 = [floors[ranked[0]], floors[pre]]
+            _, w = min((log_loss(vy, geometric_blend(pair, [w, 1 - w], f2)), float(w))
+                       for w in BLEND_WEIGHTS)
+            share = (1 - w) * BLEND_SHRINK
+        return [ranked[0], pre], [1 - share, share], floors
     members, weights = [ranked[0]], [1.0]
     if len(ranked) > 1:  # auto's hedged blend of the best two, as in _choose_blend
         top2 = [z[f"oof_{k}"] for k in ranked[:2]]
@@ -129,7 +148,9 @@ def replay(folder: Path) -> None:
 
     family = {d: f for f, members in FAMILIES.items() for d in members}
     rows: dict[tuple[int, str], list[tuple]] = defaultdict(list)
-    same = total = 0
+    #: recorded fits each rule reproduces exactly: the rule the recording code ran
+    same: dict[str, int] = defaultdict(int)
+    total = 0
     for f in sorted(folder.glob("*.npz")):
         z = np.load(f)
         dev, k, _ = f.stem.rsplit("_", 2)
@@ -141,10 +162,11 @@ def replay(folder: Path) -> None:
             rows[(int(k), name)].append((family[dev], float(spearmanr(pred, y)[0]),
                                          float(within(y, pred, 0.1).mean() * 100),
                                          members[0]))
-            if name == "current":
-                total += 1
-                same += bool(np.allclose(pred, z["final"], rtol=1e-6))
-    print(f"`current` reproduces {same} of {total} recorded fits\n")
+            same[name] += bool(np.allclose(pred, z["final"], rtol=1e-6))
+        total += 1
+    for name in ("session 18", "keep 0.5 (adopted)"):
+        print(f"`{name}` reproduces {same[name]} of {total} recorded fits")
+    print()
     print("| K | rule | fits | mean Spearman over families (lowest family) | worst fit | "
           "mean acc_10 | fits led by a from-scratch model |")
     print("|---|---|---|---|---|---|---|")
@@ -164,10 +186,12 @@ def main() -> None:
     ap.add_argument("--record", action="store_true", help="fit and record into FOLDER")
     ap.add_argument("--ks", default="10,20,50")
     ap.add_argument("--families", default=None, help="comma-separated (default: all)")
+    ap.add_argument("--informative", action="store_true",
+                    help="record the cells transfer would measure instead of the random draws")
     a = ap.parse_args()
     if a.record:
         record(a.folder, tuple(int(k) for k in a.ks.split(",")),
-               a.families.split(",") if a.families else None)
+               a.families.split(",") if a.families else None, a.informative)
     else:
         replay(a.folder)
 

@@ -117,6 +117,37 @@ def test_a_pretrained_candidate_leads_unless_clearly_beaten():
         create_predictor("auto", transfer_margin=1.0).fit(*_few_additive_cells())
 
 
+def test_a_from_scratch_leader_on_few_cells_keeps_transfer_beside_it():
+    """transfer_share: a backend fitted from scratch that leads the few-cell choice is
+    blended with transfer (a lucky fold on 10 cells must not rank a device at random)."""
+    from types import SimpleNamespace
+
+    vy = np.array([1.0, 2.0, 3.0, 4.0])
+    # every prediction high: no usual blend beats xgboost alone
+    val_pred = {"transfer": vy * 1.2, "xgboost": vy * 1.05}
+    fitted = {k: SimpleNamespace(name=k) for k in val_pred}
+    tried = {"transfer": {"backend": "transfer", "val_log_loss": np.log(1.2)},
+             "xgboost": {"backend": "xgboost", "val_log_loss": np.log(1.05)}}
+
+    def choose(**params):
+        p = create_predictor("auto", **params)
+        p.floor_ = 0.5  # set by a fit: half the smallest labelled latency
+        return p._choose_blend(fitted, val_pred, vy, tried)
+
+    members, weights, loss, check = choose()
+    assert members == ["xgboost", "transfer"] and weights == [0.5, 0.5]
+    assert check["rule"] == "transfer_share"
+    np.testing.assert_allclose(loss, np.log(np.sqrt(1.2 * 1.05)))  # the blend, scored
+    members, weights, _, _ = choose(transfer_share=0.25)
+    assert weights == [0.75, 0.25]
+    assert choose(transfer_share=0.0)[0] == ["xgboost"]  # 0: the leader alone (or usual blend)
+    assert choose(blend=False)[0] == ["xgboost"]
+    tried["transfer"]["val_log_loss"] = 0.052  # transfer leads (margin): no forced blend
+    assert choose()[0][0] == "transfer"
+    with pytest.raises(ConfigError, match="transfer_share"):
+        create_predictor("auto", transfer_share=1.0).fit(*_few_additive_cells())
+
+
 def _few_additive_cells():
     table = _additive_table()
     tr, _, _ = split_cells(table, 30, 0, 0)
