@@ -161,7 +161,7 @@ def replay(folder: Path) -> None:
             y = z["y_test"]
             rows[(int(k), name)].append((family[dev], float(spearmanr(pred, y)[0]),
                                          float(within(y, pred, 0.1).mean() * 100),
-                                         members[0]))
+                                         members[0], dev))
             same[name] += bool(np.allclose(pred, z["final"], rtol=1e-6))
         total += 1
     for name in ("session 18", "keep 0.5 (adopted)"):
@@ -170,14 +170,29 @@ def replay(folder: Path) -> None:
     print("| K | rule | fits | mean Spearman over families (lowest family) | worst fit | "
           "mean acc_10 | fits led by a from-scratch model |")
     print("|---|---|---|---|---|---|---|")
-    for (k, name), rs in sorted(rows.items(), key=lambda kv: (kv[0][0], list(RULES).index(kv[0][1]))):
+    order = sorted(rows.items(), key=lambda kv: (kv[0][0], list(RULES).index(kv[0][1])))
+    for (k, name), rs in order:
         by_family = defaultdict(list)
-        for fam, sp, _, _ in rs:
+        for fam, sp, *_ in rs:
             by_family[fam].append(sp)
         fam_means = [np.mean(v) for v in by_family.values()]
         print(f"| {k} | {name} | {len(rs)} | {np.mean(fam_means):.4f} ({min(fam_means):.3f}) | "
               f"{min(r[1] for r in rs):.3f} | {np.mean([r[2] for r in rs]):.2f} | "
               f"{sum(r[3] != 'transfer' for r in rs)} |")
+    # issue #13: with 50 cells, acc_10 within 5 points of `auto` on 900 cells, every table
+    from transfer import auto900
+
+    a900 = auto900()
+    print("\n| K | rule | tables with mean acc_10 within 5 points of `auto` on 900 cells |")
+    print("|---|---|---|")
+    for (k, name), rs in order:
+        if k < 50:
+            continue
+        by_table = defaultdict(list)
+        for *_, a10, _, dev in rs:
+            by_table[dev].append(a10)
+        ok = [d for d, v in by_table.items() if d in a900 and np.mean(v) >= a900[d]["acc_10"] - 5]
+        print(f"| {k} | {name} | {len(ok)} of {len(by_table)} |")
 
 
 def main() -> None:
