@@ -62,14 +62,14 @@ RULES: dict[str, tuple[str, dict]] = {
 
 
 def record(out: Path, ks: tuple[int, ...], families: list[str] | None,
-           informative: bool = False) -> None:
+           informative: bool = False, draws: int = 3) -> None:
     import torch
 
     from nasloop.predictors import create_predictor
 
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
-    for _, dev, k, tag, path, cells, y, tc, y_test in few_shot_cases(ks, 3, families):
+    for _, dev, k, tag, path, cells, y, tc, y_test in few_shot_cases(ks, draws, families):
         f = out / f"{dev}_{k}_{tag}.npz"
         if (tag == "inf") != informative or f.is_file():
             continue
@@ -201,12 +201,13 @@ def main() -> None:
     ap.add_argument("--record", action="store_true", help="fit and record into FOLDER")
     ap.add_argument("--ks", default="10,20,50")
     ap.add_argument("--families", default=None, help="comma-separated (default: all)")
+    ap.add_argument("--draws", type=int, default=3, help="random cell sets per table and K")
     ap.add_argument("--informative", action="store_true",
                     help="record the cells transfer would measure instead of the random draws")
     a = ap.parse_args()
     if a.record:
         record(a.folder, tuple(int(k) for k in a.ks.split(",")),
-               a.families.split(",") if a.families else None, a.informative)
+               a.families.split(",") if a.families else None, a.informative, a.draws)
     else:
         replay(a.folder)
 
