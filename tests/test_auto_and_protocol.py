@@ -142,6 +142,9 @@ def test_a_from_scratch_leader_on_few_cells_keeps_transfer_beside_it():
     assert weights == [0.75, 0.25]
     assert choose(transfer_share=0.0)[0] == ["xgboost"]  # 0: the leader alone (or usual blend)
     assert choose(blend=False)[0] == ["xgboost"]
+    p = create_predictor("auto")  # transfer named on many cells: the usual rule
+    p.floor_ = 0.5
+    assert p._choose_blend(fitted, val_pred, vy, tried, few_cells=False)[0] == ["xgboost"]
     tried["transfer"]["val_log_loss"] = 0.052  # transfer leads (margin): no forced blend
     assert choose()[0][0] == "transfer"
     with pytest.raises(ConfigError, match="transfer_share"):

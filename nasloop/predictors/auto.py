@@ -321,12 +321,13 @@ class AutoPredictor(Predictor):
                         "val_acc_5": m["acc_5"], "val_acc_10": m["acc_10"],
                         "fit_seconds": seconds}
 
-    def _choose_blend(self, fitted: dict, val_pred: dict, vy: np.ndarray, tried: dict
+    def _choose_blend(self, fitted: dict, val_pred: dict, vy: np.ndarray, tried: dict,
+                      few_cells: bool = True
                       ) -> tuple[list[str], list[float], float, dict | None]:
         """``(members, weights, validation loss, blend_check)``: the best candidate alone,
         or hedged with the second where that passes ``BLEND_MARGIN`` and the 10 % check;
-        a from-scratch leader of a few-cell choice with ``transfer``, always blended with
-        it (``transfer_share``)."""
+        a from-scratch leader of a few-cell choice (``few_cells``: below ``transfer_below``)
+        with ``transfer`` among the candidates, always blended with it (``transfer_share``)."""
         def rank(k: str) -> float:  # a pretrained candidate leads unless clearly beaten
             margin = 1 - float(self.transfer_margin) if tried[k]["backend"] == "transfer" else 1
             return tried[k]["val_log_loss"] * margin
@@ -336,7 +337,7 @@ class AutoPredictor(Predictor):
         members, weights, loss = [best], [1.0], tried[best]["val_log_loss"]
         pre = next((k for k in ranked if tried[k]["backend"] == "transfer"), None)
         share = float(self.transfer_share)
-        if self.blend and pre is not None and best != pre and share > 0:
+        if self.blend and few_cells and pre is not None and best != pre and share > 0:
             # few cells, a from-scratch leader: never without the pretrained model
             pair = [val_pred[best], val_pred[pre]]
             weights = [1 - share, share]
@@ -553,7 +554,8 @@ class AutoPredictor(Predictor):
             raise DataError("auto: every candidate failed to fit: "
                             + "; ".join(f"{k}: {v['failed']}" for k, v in fits.tried.items()))
         members, weights, loss, blend_check = self._choose_blend(
-            fits.fitted, fits.val_pred, d.vy, fits.tried)
+            fits.fitted, fits.val_pred, d.vy, fits.tried,
+            few_cells=labelled < int(self.transfer_below))
         # the choice is made: every member is refitted on training + validation cells
         # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
         # iterative member early-stops on a fresh slice of them, as in the choice
