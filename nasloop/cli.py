@@ -514,6 +514,10 @@ def _choice_table(choice: dict) -> Table:
         t.add_row(label, r["backend"], f"{r['val_log_loss']:.4f}", fmt(r["val_acc_5"], 1),
                   fmt(r["val_acc_10"], 1), f"{r['fit_seconds']:.1f}",
                   f"x{chosen[label]:.2f}" if label in chosen else "")
+    if (choice.get("blend_check") or {}).get("rule") == "transfer_share":
+        lead, pre = choice["chosen"]
+        t.caption = (f"{lead} leads on these few cells, so it is blended with {pre}, "
+                     f"pretrained on other devices (transfer_share; 0 keeps {lead} alone)")
     return t
 
 

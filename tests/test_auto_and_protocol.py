@@ -442,3 +442,25 @@ def test_auto_drops_a_blend_that_costs_cells_within_10_percent(monkeypatch):
     monkeypatch.setattr("nasloop.predictors.auto.ACC_BOUND", 0.10)
     near = fit(partner={"good": 1.05, "bad": 0.5})
     assert sorted(near.choice_["chosen"]) == ["partner", "step"]
+
+
+def test_the_choice_table_says_why_transfer_was_kept_beside_a_leader():
+    """fit-predictor's choice table explains a transfer_share blend (a candidate with a
+    worse validation score got half the weight) and stays silent otherwise."""
+    from rich.console import Console
+
+    from nasloop.cli import _choice_table
+
+    row = {"val_log_loss": 0.1, "val_acc_5": 50.0, "val_acc_10": 80.0, "fit_seconds": 0.1}
+    choice = {"val_cells": 20, "chosen": ["layerwise", "transfer"], "weights": [0.5, 0.5],
+              "tried": {"layerwise": {"backend": "layerwise", **row},
+                        "transfer": {"backend": "transfer", **row}},
+              "blend_check": {"rule": "transfer_share"}}
+
+    def text(c: dict) -> str:
+        con = Console(width=200, record=True)
+        con.print(_choice_table(c))
+        return con.export_text()
+
+    assert "layerwise leads on these few cells" in text(choice)
+    assert "leads on these few cells" not in text({**choice, "blend_check": {"kept": True}})
