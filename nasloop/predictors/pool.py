@@ -295,7 +295,11 @@ def _fit_away(jobs: list[FitJob], away: list[int], workers: int,
         # an interrupt (or a configuration error) stops every worker now, not after its fit
         for p in list((getattr(ex, "_processes", None) or {}).values()):
             p.terminate()
-        ex.shutdown(wait=False, cancel_futures=True)
+        # and waits for the executor's manager thread, which sees the workers gone and
+        # ends at once: left running, it closes its wake-up pipe while the interpreter's
+        # exit hook writes to it (Python 3.11), and a Ctrl-C ended in a stray
+        # "OSError: Bad file descriptor" traceback (CI, session 19)
+        ex.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
         if q is not None:
