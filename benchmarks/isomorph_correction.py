@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -146,14 +145,12 @@ def main() -> None:
             labelled = set(cls.of[idx[lab]])
             has = np.array([c in labelled for c in cls.of[idx]])
             ok = np.abs(p / y - 1) <= 0.1
-            groups = defaultdict(float)
-            groups["with"] = 100 * ok[te & has].mean()
-            groups["without"] = 100 * ok[te & ~has].mean()
+            seen, unseen = 100 * ok[te & has].mean(), 100 * ok[te & ~has].mean()
             print(f"| {dev}, {seed} | {z['chosen']} | {alpha:g} | "
                   f"{before['acc_5']:.2f} / {before['acc_10']:.2f} / {before['spearman']:.4f} -> "
                   f"{after['acc_5']:.2f} / {after['acc_10']:.2f} / {after['spearman']:.4f} | "
                   + " / ".join(f"{v:.2f}" for v in fixed)
-                  + f" | {groups['with']:.2f} / {groups['without']:.2f} |", flush=True)
+                  + f" | {seen:.2f} / {unseen:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
