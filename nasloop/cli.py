@@ -422,7 +422,9 @@ def fit_predictor(device, data_dir, skip_bad_rows, predictor, train, val, split_
         train, val = _split_sizes([table], train, val)
     spec = SplitSpec(train, val, seed, split_kind)
     if few_shot:  # the cells `measure --cells-for transfer` would time; no validation cells
+        from .splits import fair_params
         from .transfer import split_informative
+        params = fair_params(predictor, table.name, params)  # a model that has not seen it
         chosen, test = split_informative(table, train, pretrained=params.get("pretrained"))
     else:
         _, _, test = split_cells(table, train, val, seed, split_kind)
@@ -518,6 +520,15 @@ def _choice_table(choice: dict) -> Table:
         lead, pre = choice["chosen"]
         t.caption = (f"{lead} leads on these few cells, so it is blended with {pre}, "
                      f"pretrained on other devices (transfer_share; 0 keeps {lead} alone)")
+    tc = choice.get("transfer_check")
+    if tc is not None:
+        t.caption = (f"blended with transfer (pretrained on other devices) x{tc['weight']:.2f}: "
+                     f"validation log-loss {tc['val_log_loss']:.4f}, {tc['within']} cells "
+                     "within 10 %" if tc["kept"] else
+                     "transfer (pretrained on other devices) was tried beside the choice and "
+                     f"not kept: validation log-loss {tc['val_log_loss']:.4f} at its best "
+                     f"weight, {tc['within']} cells within 10 % against {tc['best_within']}"
+                     ) + " (--set transfer_blend=false skips it)"
     return t
 
 

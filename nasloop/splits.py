@@ -77,6 +77,20 @@ def split_cells(table: LatencyTable, train: int, val: int, seed: int, kind: str 
     return sides[0], sides[1], sides[2]
 
 
+def fair_params(name: str, table: str, params: dict) -> dict:
+    """``params`` of predictor ``name`` to fit on ``table``'s cells, with ``pretrained`` set
+    to a model pretrained without ``table`` where the predictor takes one, none is given
+    and the default model has seen ``table`` (a public table): its test cells are then a
+    fair test, as a user's new device would be (``transfer.pretrained_without``)."""
+    from .predictors.registry import get_predictor_class
+    from .transfer.pretrain import pretrained_without
+
+    if params.get("pretrained") or "pretrained" not in get_predictor_class(name)._param_names():
+        return params
+    path = pretrained_without(table)
+    return params if path is None else {**params, "pretrained": str(path)}
+
+
 def fit_on_split(name: str, table: LatencyTable, split: SplitSpec, *, params: dict | None = None,
                  model_seed: int | None = None,
                  progress: Callable[[int, int, dict], None] | None = None
@@ -87,7 +101,7 @@ def fit_on_split(name: str, table: LatencyTable, split: SplitSpec, *, params: di
     parameter and none is given in ``params``.
     """
     tr, va, te = split_cells(table, split.train, split.val, split.seed, split.kind)
-    params = dict(params or {})
+    params = fair_params(name, table.name, dict(params or {}))
     if "seed" in create_predictor(name).get_params() and "seed" not in params:
         params["seed"] = split.seed if model_seed is None else int(model_seed)
     pred = create_predictor(name, **params)

@@ -31,8 +31,11 @@ def test_auto_picks_the_additive_model_on_an_additive_device():
     p = create_predictor("auto", **FAST).fit(tr, table.lookup(tr), val=(va, table.lookup(va)))
     assert p.choice_["chosen"][0] == "linear", p.choice_
     tried = p.choice_["tried"]
+    # on 360 cells the pretrained ``transfer`` is tried beside the choice (transfer_blend)
+    # and not kept: nothing improves on an exact model
     assert set(tried) == {"linear", "layerwise", "xgboost", "gcn_plus", "gcn_residual",
-                          "gcn_gated"}
+                          "gcn_gated", "transfer"}
+    assert p.choice_["transfer_check"]["kept"] is False and p.choice_["chosen"] == ["linear"]
     assert all(r["val_log_loss"] >= tried["linear"]["val_log_loss"] for r in tried.values())
     rel = np.abs(p.predict(te) / table.lookup(te) - 1)
     assert rel.max() < 1e-3
@@ -83,8 +86,18 @@ def test_auto_tries_transfer_on_few_cells_and_flags_its_pretraining_tables(gpu_t
     q = load_predictor(p.save(tmp_path / "auto"))  # the transfer member saves and reloads
     np.testing.assert_allclose(q.predict(tr), p.predict(tr), rtol=1e-6)
     assert "desktop_gpu" in q.pretraining_tables()
-    run = evaluate_one(gpu_table, "auto", SplitSpec(60, 0, 0), model_seed=0, params=FAST)
+    # a protocol run given the shipped model flags it; left to itself it pretrains a model
+    # without the table it tests on (once, cached): a fair test, nothing to flag
+    run = evaluate_one(gpu_table, "auto", SplitSpec(60, 0, 0), model_seed=0,
+                       params={**FAST, "pretrained": str(SHIPPED)})
     assert run["seen_in_pretraining"] is True and "failed" not in run
+    run = evaluate_one(gpu_table, "auto", SplitSpec(60, 0, 0), model_seed=0, params=FAST)
+    assert "seen_in_pretraining" not in run and "failed" not in run
+    from nasloop.splits import fit_on_split
+    fair, _ = fit_on_split("auto", gpu_table, SplitSpec(60, 0, 0), params=FAST)
+    assert "transfer" in fair.choice_["tried"]
+    seen = fair.candidates_["transfer"].pretraining_tables()
+    assert "desktop_gpu" not in seen and {"desktop_cpu", "desktop_gpu_large"} <= seen
     # from scratch, or with candidates named, or on enough cells: no transfer
     for params, cells in (({"transfer_below": 0}, tr), ({"candidates": ["linear"]}, tr),
                           ({"transfer_below": 50}, tr)):
@@ -464,3 +477,40 @@ def test_the_choice_table_says_why_transfer_was_kept_beside_a_leader():
 
     assert "layerwise leads on these few cells" in text(choice)
     assert "leads on these few cells" not in text({**choice, "blend_check": {"kept": True}})
+    # on many cells: transfer tried beside the choice, kept or not, and why
+    check = {"weight": 0.4, "val_log_loss": 0.0155, "within": 97, "best_within": 95}
+    many = {**choice, "val_cells": 100, "chosen": ["layerwise", "transfer"],
+            "weights": [0.6, 0.4], "blend_check": None}
+    kept = text({**many, "transfer_check": {**check, "kept": True}})
+    assert "blended with transfer (pretrained on other devices) x0.40" in kept
+    assert "transfer_blend=false" in kept
+    dropped = text({**many, "chosen": ["layerwise"], "weights": [1.0],
+                    "transfer_check": {**check, "kept": False}})
+    assert "not kept" in dropped and "97 cells within 10 % against 95" in dropped
+
+
+def test_auto_blends_the_choice_with_transfer_where_validation_says_so(data_dir, tmp_path):
+    """On more than transfer_below cells the pretrained model is tried beside the choice
+    and kept in a geometric blend when the validation cells prefer it; the blend saves,
+    reloads, and transfer_blend=false skips it."""
+    from nasloop.data import load_device
+    from nasloop.transfer.pretrain import SHIPPED
+
+    src = load_device("desktop_cpu", data_dir)  # a device the shipped model knows, rescaled
+    table = LatencyTable("cpu_like", "desktop_cpu x 1.3", "test", src.latency_ms * 1.3)
+    tr, va, te = split_cells(table, 300, 60, 0)
+    fit = dict(val=(va, table.lookup(va)))
+    p = create_predictor("auto", pretrained=str(SHIPPED), **FAST).fit(tr, table.lookup(tr), **fit)
+    c = p.choice_
+    assert c["transfer_check"]["kept"] and c["chosen"][-1] == "transfer", c
+    assert c["weights"][-1] == pytest.approx(c["transfer_check"]["weight"])
+    assert sum(c["weights"]) == pytest.approx(1.0) and c["tried"]["transfer"]["backend"] == "transfer"
+    # the member was refitted on every labelled cell, as the others
+    assert p.members_["transfer"].fit_info_["train_cells"] == 360
+    q = create_predictor("auto", pretrained=str(SHIPPED), transfer_blend=False,
+                         **FAST).fit(tr, table.lookup(tr), **fit)
+    assert "transfer" not in q.choice_["tried"] and q.choice_["transfer_check"] is None
+    err = lambda m: np.mean(np.abs(np.log(m.predict(te) / table.lookup(te))))  # noqa: E731
+    assert err(p) < err(q)
+    r = load_predictor(p.save(tmp_path / "auto"))
+    np.testing.assert_allclose(r.predict(te), p.predict(te), rtol=1e-6)

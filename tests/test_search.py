@@ -137,10 +137,20 @@ def test_oracle_answers_each_arch_itself_and_caches_on_disk(cpu, tmp_path):
 
 
 def test_an_oracle_pretrained_on_the_device_itself_says_so(cpu, tmp_path):
+    import warnings
+
+    from nasloop.transfer.pretrain import SHIPPED
+
     table, _ = cpu
+    shipped = {"pretrained": str(SHIPPED)}  # pretrained on every public table, this one too
     for _ in range(2):  # fitted, then loaded from the cache: both say it
         with pytest.warns(UserWarning, match=rf"has seen {table.name}'s own table"):
-            get_oracle("transfer", table, train=20, val=0, cache_dir=tmp_path)
+            get_oracle("transfer", table, train=20, val=0, params=shipped, cache_dir=tmp_path)
+    # left to itself, an oracle on a public table is pretrained without that table: fair
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        o = get_oracle("transfer", table, train=20, val=0, cache_dir=tmp_path / "fair")
+    assert table.name not in o.predictor.pretraining_tables()
 
 
 def test_an_unwritable_oracle_cache_is_named_not_fatal(cpu, tmp_path):

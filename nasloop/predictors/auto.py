@@ -19,7 +19,9 @@ paid for. With few labelled cells (below ``transfer_below``) the choice is made 
 fold on all of them, and the pretrained ``transfer`` model is a candidate too, kept first
 unless a backend fitted from scratch scores ``transfer_margin`` lower (and even then kept
 in a blend, ``transfer_share``): it has learnt from other devices what 20 cells cannot
-teach. What was tried, the validation scores and the
+teach. On more cells (``transfer_blend``) the choice is blended with ``transfer`` when the
+validation cells prefer the blend: a model of this device's cells and one of the other
+devices' tables err on different networks. What was tried, the validation scores and the
 choice are saved in the predictor's ``state.json`` and reported in ``choice_``.
 """
 from __future__ import annotations
@@ -100,6 +102,13 @@ TRANSFER_MARGIN = 0.1
 #: (``benchmarks/small_choice.py``; docs/results.md, session 19). 0: the leader alone, or
 #: the usual blend
 TRANSFER_SHARE = 0.5
+#: on ``transfer_below`` or more labelled cells the choice (one backend or a blend) is
+#: blended with the pretrained ``transfer`` model where the validation cells say so (the
+#: weight with the lowest validation log error, kept if it beats the choice alone by
+#: ``BLEND_MARGIN`` and leaves as many validation cells within 10 %): the factor model
+#: learnt from other devices errs elsewhere than a model of this device's 900 cells
+#: (``benchmarks/transfer_blend.py``; docs/results.md, session 20)
+TRANSFER_BLEND = True
 #: keep a refitted stochastic member's choice-stage model beside its refit, averaged
 #: (``benchmarks/refit_pair.py``; docs/results.md, "The refit pair")
 PAIR = True
@@ -230,7 +239,8 @@ class AutoPredictor(Predictor):
                  pair: bool = PAIR, refit_all: bool = REFIT_ALL, cv_below: int = 200,
                  transfer_below: int = TRANSFER_BELOW, pretrained: str | None = None,
                  transfer_margin: float = TRANSFER_MARGIN,
-                 transfer_share: float = TRANSFER_SHARE, workers: int | None = None,
+                 transfer_share: float = TRANSFER_SHARE,
+                 transfer_blend: bool = TRANSFER_BLEND, workers: int | None = None,
                  seed: int = 0):
         self.candidates = candidates
         self.candidate_params = candidate_params
@@ -240,6 +250,7 @@ class AutoPredictor(Predictor):
         self.pretrained = pretrained
         self.transfer_margin = transfer_margin
         self.transfer_share = transfer_share
+        self.transfer_blend = transfer_blend
         self.blend = blend
         self.refit = refit
         self.pair = pair
@@ -272,7 +283,7 @@ class AutoPredictor(Predictor):
                                             or not self.candidates):
             raise ConfigError("auto: candidates must be a non-empty list of names, "
                               "e.g. --set 'candidates=[\"linear\",\"gcn_plus\"]'")
-        for key in ("pair", "refit_all", "blend", "refit"):
+        for key in ("pair", "refit_all", "blend", "refit", "transfer_blend"):
             if not isinstance(getattr(self, key), (bool, np.bool_)):
                 raise ConfigError(f"auto: {key} must be true or false, got "
                                   f"{getattr(self, key)!r}")
@@ -368,6 +379,40 @@ class AutoPredictor(Predictor):
                     members, weights = ranked[:2], [1 - wb, wb]
                     loss = blend_check["val_log_loss"]
         return members, weights, loss, blend_check
+
+    def _blend_transfer(self, d: _Draw, made: dict, fits: _Fits, members: list[str],
+                        weights: list[float], loss: float
+                        ) -> tuple[list[str], list[float], float, dict | None]:
+        """The choice blended with ``transfer`` (fitted here on the choice's training
+        cells, scored on the validation cells), or left as it is; with the record of the
+        check (None when ``transfer`` failed)."""
+        label = "transfer"
+        self.specs_ = {**self.specs_, label: self._specs(transfer=True)[label]}
+        made[label] = self._make(label)
+        p, t0 = self._make(label), time.perf_counter()
+        try:
+            p.fit(d.x, d.y)
+        except (ConfigError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # recorded with why, not fatal: the choice stands
+            self._score(fits, label, None, f"{type(e).__name__}: {e}", d.vx, d.vy, 0.0)
+            return members, weights, loss, None
+        self._score(fits, label, p, None, d.vx, d.vy, time.perf_counter() - t0)
+        if label not in fits.fitted:
+            return members, weights, loss, None
+        chosen = geometric_blend([fits.val_pred[m] for m in members], weights,
+                                 self._floors([fits.fitted[m] for m in members]))
+        tv = fits.val_pred[label]
+        best, w = min((log_loss(d.vy, geometric_blend([chosen, tv], [1 - w, w])), float(w))
+                      for w in BLEND_WEIGHTS)
+        blended = geometric_blend([chosen, tv], [1 - w, w])
+        n_in, n_best = (int(within(d.vy, v, ACC_BOUND).sum()) for v in (blended, chosen))
+        kept = best < loss * (1 - BLEND_MARGIN) and n_in >= n_best
+        check = {"weight": w, "val_log_loss": best, "within": n_in, "best_within": n_best,
+                 "kept": kept}
+        if not kept:
+            return members, weights, loss, check
+        return ([*members, label], [*(v * (1 - w) for v in weights), w], best, check)
 
     def _draw(self, x: list[Arch], y: np.ndarray, val) -> _Draw:
         """Every seeded split of the cells, drawn once and in this order (``workers=1``
@@ -556,6 +601,11 @@ class AutoPredictor(Predictor):
         members, weights, loss, blend_check = self._choose_blend(
             fits.fitted, fits.val_pred, d.vy, fits.tried,
             few_cells=labelled < int(self.transfer_below))
+        transfer_check = None
+        if (self.transfer_blend and self.blend and not few_shot and not d.cv
+                and self.candidates is None and self._transfer_at_hand()):
+            members, weights, loss, transfer_check = self._blend_transfer(
+                d, made, fits, members, weights, loss)
         # the choice is made: every member is refitted on training + validation cells
         # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
         # iterative member early-stops on a fresh slice of them, as in the choice
@@ -581,8 +631,11 @@ class AutoPredictor(Predictor):
                                       "every cell" if d.cv else
                                       "mean |log(pred/true)| on the validation cells"),
                         "val_cells": len(d.vx), "tried": tried,
-                        "blend_shrink": BLEND_SHRINK if len(members) > 1 else None,
+                        # the hedge of the best two (not the share rules' fixed weights)
+                        "blend_shrink": BLEND_SHRINK if (blend_check or {}).get("kept")
+                        and "rule" not in blend_check else None,
                         "blend_check": blend_check,
+                        "transfer_check": transfer_check,
                         # cv: the members were fitted on every cell in the choice itself
                         "refitted_on": len(d.all_x) if self.refit and (d.cv or refit) else None,
                         "replayed": {m: refit[m].schedule for m in refit
