@@ -11,6 +11,7 @@ chosen on the validation cells, helps:
 1. ``--record``: per table and split seed, the default `auto` is fitted on the seeded
    random split (900 / 100 / rest); its candidates' predictions of the validation cells
    (made before it saw them) and of the test cells, and its final predictions, are kept;
+   (``--split grouped``: no test cell has an isomorph in training)
    ``transfer`` pretrained without the table's family (``benchmarks/transfer.py``'s
    families: nothing leaks) is fitted on the 900 training cells (its validation
    predictions) and on all 1,000 (its test predictions), as `auto`'s members are refitted.
@@ -20,10 +21,12 @@ chosen on the validation cells, helps:
 
     python benchmarks/transfer_blend.py --record --devices desktop_cpu,desktop_gpu,mobile_dsp --seeds 0,1,2
     python benchmarks/transfer_blend.py --devices desktop_cpu,desktop_gpu,mobile_dsp --seeds 0,1,2
+    python benchmarks/transfer_blend.py --transfer-set '{"table_weight": 1.0}'   # another transfer
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -35,28 +38,59 @@ import numpy as np  # noqa: E402
 from transfer import FAMILIES, UNSEEN, pretrain_without  # noqa: E402
 
 
-def record(devices: list[str], seeds: list[int], cache: Path) -> None:
+def _file(cache: Path, dev: str, seed: int, split: str) -> Path:
+    return cache / (f"{dev}_{seed}.npz" if split == "random" else f"{dev}_{split}_{seed}.npz")
+
+
+_PRETRAINED: dict[str, Path] = {}
+
+
+def _without_family(dev: str) -> Path:
+    """``transfer`` pretrained without ``dev``'s family (once per device and process)."""
     from nasloop.data import available_devices, load_device
-    from nasloop.evaluation import resolve_params
+
+    if dev not in _PRETRAINED:
+        lat = {d.name: load_device(d.name).latency_ms for d in available_devices()}
+        family = {d: f for f, ms in {**FAMILIES, **UNSEEN}.items() for d in ms}
+        members = {**FAMILIES, **UNSEEN}.get(family.get(dev), [dev])
+        _PRETRAINED[dev] = pretrain_without(members, lat, Path(tempfile.mkdtemp()), dev)[0]
+    return _PRETRAINED[dev]
+
+
+def _fit_transfer(dev: str, seed: int, split: str, params: dict
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``transfer`` (``params``) on a split: its predictions of the validation cells
+    (fitted on the training cells) and of the test cells (fitted on both)."""
+    from nasloop.data import load_device
     from nasloop.predictors import create_predictor
+    from nasloop.splits import split_cells
+
+    table = load_device(dev)
+    tr, va, te = split_cells(table, 900, 100, seed, split)
+    ytr, yva = table.lookup(tr), table.lookup(va)
+    path = str(_without_family(dev))
+    val = create_predictor("transfer", pretrained=path, **params).fit(tr, ytr).predict(va)
+    test = create_predictor("transfer", pretrained=path, **params).fit(
+        tr + va, np.concatenate([ytr, yva])).predict(te)
+    return val, test
+
+
+def record(devices: list[str], seeds: list[int], cache: Path, split: str = "random") -> None:
+    from nasloop.data import load_device
+    from nasloop.evaluation import resolve_params
     from nasloop.splits import SplitSpec, fit_on_split, split_cells
 
     cache.mkdir(parents=True, exist_ok=True)
-    lat = {d.name: load_device(d.name).latency_ms for d in available_devices()}
-    family = {d: f for f, ms in {**FAMILIES, **UNSEEN}.items() for d in ms}
-    tmp = Path(tempfile.mkdtemp())
     for dev in devices:
-        members = {**FAMILIES, **UNSEEN}.get(family.get(dev), [dev])
-        path, _, _ = pretrain_without(members, lat, tmp, dev)
         table = load_device(dev)
         for seed in seeds:
-            f = cache / f"{dev}_{seed}.npz"
+            f = _file(cache, dev, seed, split)
             if f.is_file():
                 continue
-            tr, va, te = split_cells(table, 900, 100, seed, "random")
+            tr, va, te = split_cells(table, 900, 100, seed, split)
             ytr, yva, yte = table.lookup(tr), table.lookup(va), table.lookup(te)
             t0 = time.perf_counter()
-            auto, _ = fit_on_split("auto", table, SplitSpec(900, 100, seed, "random"),
+            auto, _ = fit_on_split("auto", table, SplitSpec(900, 100, seed, split),
                                    params={**resolve_params("auto"), "transfer_blend": False},
                                    model_seed=seed)  # `auto` before session 20
             secs = time.perf_counter() - t0
@@ -66,11 +100,7 @@ def record(devices: list[str], seeds: list[int], cache: Path) -> None:
             for label, pv in auto.val_pred_.items():
                 rows[f"val_{label}"] = pv
                 rows[f"test_{label}"] = auto.candidates_[label].predict(te)
-            t = create_predictor("transfer", pretrained=str(path)).fit(tr, ytr)
-            rows["val_transfer"] = t.predict(va)
-            t = create_predictor("transfer", pretrained=str(path)).fit(
-                tr + va, np.concatenate([ytr, yva]))
-            rows["test_transfer"] = t.predict(te)
+            rows["val_transfer"], rows["test_transfer"] = _fit_transfer(dev, seed, split, {})
             np.savez(f, **rows)
             print(dev, seed, rows["chosen"], f"{secs:.0f} s", flush=True)
 
@@ -96,7 +126,10 @@ RULES = {"best w": (False, False, 0.0), "best w, margin, check": (False, True, 0
          "hedged, margin, check": (True, True, 0.02)}
 
 
-def replay(devices: list[str], seeds: list[int], cache: Path) -> None:
+def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "random",
+           transfer_params: dict | None = None) -> None:
+    """Each rule's test scores per case and their means; ``transfer_params``: ``transfer``
+    refitted with these parameters instead of the recorded defaults."""
     from nasloop.metrics import latency_metrics, log_loss
     from nasloop.predictors.auto import geometric_blend
 
@@ -104,15 +137,18 @@ def replay(devices: list[str], seeds: list[int], cache: Path) -> None:
     print("| table, seed | auto chose | val log-loss: auto / transfer | "
           + " | ".join(rules) + " | w picked |")
     print("|---|---|---|" + "---|" * len(rules) + "---|")
-    agg = {r: [] for r in rules}
+    agg, losses = {r: [] for r in rules}, []
     for dev in devices:
         for seed in seeds:
-            f = cache / f"{dev}_{seed}.npz"
+            f = _file(cache, dev, seed, split)
             if not f.is_file():
                 continue
             z = np.load(f)
             yv, yt = z["yv"], z["yt"]
             av, at, tv, tt = z["auto_val"], z["auto_test"], z["val_transfer"], z["test_transfer"]
+            if transfer_params:
+                tv, tt = _fit_transfer(dev, seed, split, transfer_params)
+            losses.append((log_loss(yv, av), log_loss(yv, tv)))
             picks, ws = {"auto": at, "transfer alone": tt}, []
             for r, (hedge, check, margin) in RULES.items():
                 w = _pick(yv, av, tv, hedge, check, margin)
@@ -126,7 +162,11 @@ def replay(devices: list[str], seeds: list[int], cache: Path) -> None:
             print(f"| {dev}, {seed} | {z['chosen']} | {log_loss(yv, av):.4f} / "
                   f"{log_loss(yv, tv):.4f} | " + " | ".join(cells) + f" | {' / '.join(ws)} |")
     n = len(agg["auto"])
-    print(f"\nmean over {n} runs (acc_1 / acc_5 / acc_10 / Spearman):")
+    if not n:
+        return
+    lv = np.mean(losses, axis=0)
+    print(f"\nmean over {n} runs (acc_1 / acc_5 / acc_10 / Spearman; validation log-loss "
+          f"auto {lv[0]:.4f}, transfer {lv[1]:.4f}):")
     for r in rules:
         if agg[r]:
             print(f"| {r} | " + " / ".join(
@@ -139,13 +179,16 @@ def main() -> None:
     ap.add_argument("--devices", default="desktop_cpu,desktop_gpu,mobile_dsp")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--record", action="store_true")
+    ap.add_argument("--split", default="random", choices=("random", "grouped"))
+    ap.add_argument("--transfer-set", default="{}",
+                    help="JSON parameters of transfer, refitted in the replay")
     ap.add_argument("--cache", type=Path, default=Path("runs/transfer_blend"),
                     help="folder for the recorded predictions (not committed)")
     a = ap.parse_args()
     devices, seeds = a.devices.split(","), [int(s) for s in a.seeds.split(",")]
     if a.record:
-        record(devices, seeds, a.cache)
-    replay(devices, seeds, a.cache)
+        record(devices, seeds, a.cache, a.split)
+    replay(devices, seeds, a.cache, a.split, json.loads(a.transfer_set))
 
 
 if __name__ == "__main__":

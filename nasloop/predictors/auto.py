@@ -85,7 +85,8 @@ CV_FOLDS = 5
 #: one, or ``pretrained=PATH``). With 10-100 cells it
 #: ranks and calibrates far better than any backend fitted from scratch (leave one family
 #: out: docs/results.md, "`auto` with `transfer` on few cells"); at 900 cells it is below
-#: them on most tables (its factor basis caps it), so it is not fitted there
+#: them on most tables (its factor basis caps it), so there it is not a candidate; it is
+#: tried beside the choice instead (``transfer_blend``)
 TRANSFER_BELOW = 200
 #: ``transfer`` stays first unless a candidate fitted from scratch scores this fraction
 #: lower: out-of-fold scores on 10-20 cells are noisy, and a lucky fold can hand the choice
