@@ -360,3 +360,30 @@ def test_predictor_fitted_before_the_mixture_reloads_as_population(tmp_path, sam
     q = load_predictor(tmp_path / "p")
     assert q.get_params()["prior"] == "population"
     np.testing.assert_array_equal(q.predict(archs), pop.predict(archs))
+
+
+def test_a_model_without_the_tested_table_is_pretrained_once_and_only_for_a_source(
+        small_model, tmp_path, monkeypatch):
+    """A fair test on a public table: the model pretrained without it is built once per
+    table (then read from the cache folder, or from memory in the same process); a table
+    no pretraining has seen (a user's board) gets none."""
+    import importlib
+
+    pm = importlib.import_module("nasloop.transfer.pretrain")  # the module, not the function
+    calls = []
+
+    def fake(root, exclude=()):
+        calls.append(list(exclude))
+        return load_pretrained(small_model)
+
+    monkeypatch.setattr(pm, "pretrain", fake)
+    monkeypatch.setattr(pm, "_WITHOUT", {})
+    assert pm.pretrained_without("my_board") is None and not calls
+    first = pm.pretrained_without("mobile_dsp")
+    assert first.is_file() and "without-mobile_dsp" in first.name and calls == [["mobile_dsp"]]
+    assert pm.pretrained_without("mobile_dsp") == first and len(calls) == 1  # the cached file
+    monkeypatch.setenv("NASLOOP_CACHE", str(tmp_path / "other"))
+    again = pm.pretrained_without("mobile_dsp")  # a new cache folder: written from memory
+    assert again.is_file() and again != first and len(calls) == 1
+    other = pm.pretrained_without("edgetpu")
+    assert other.name != first.name and calls[-1] == ["edgetpu"]

@@ -196,13 +196,7 @@ def pretrained_without(table: str, data_dir: str | Path | None = None,
     root = resolve_data_dir(data_dir, required=False)
     if root is None or table not in {d.name for d in available_devices(root)}:
         return None
-    key = hashlib.sha1()
-    for d in available_devices(root):
-        f = Path(d.relpath) if Path(d.relpath).is_absolute() else root / d.relpath
-        st = f.stat()
-        key.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns};".encode())
-    key.update(f"{__version__}:{DEFAULT_RANK}:{TABLE_RANK}:without:{table}".encode())
-    digest = key.hexdigest()[:12]
+    digest = _cache_key(root, f"without:{table}")
     path = cache_dir() / f"transfer-without-{table}-{digest}.npz"
     if not path.is_file():
         if digest not in _WITHOUT:
@@ -220,6 +214,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nasloop"
 
 
+def _cache_key(root: Path, extra: str = "") -> str:
+    """A cached model's key: every source file's path, size and mtime (new or changed
+    tables give a fresh model), the version and the ranks, and ``extra``."""
+    key = hashlib.sha1()
+    for d in available_devices(root):
+        f = Path(d.relpath) if Path(d.relpath).is_absolute() else root / d.relpath
+        st = f.stat()
+        key.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns};".encode())
+    key.update(f"{__version__}:{DEFAULT_RANK}:{TABLE_RANK}{':' + extra if extra else ''}".encode())
+    return key.hexdigest()[:12]
+
+
 def default_pretrained(data_dir: str | Path | None = None,
                        log: Callable[[str], None] | None = None) -> Pretrained:
     """The shipped model if present, else one pretrained from the data directory, cached.
@@ -234,13 +240,7 @@ def default_pretrained(data_dir: str | Path | None = None,
         raise DataError("no pretrained transfer model: none is shipped and there is no data "
                         "directory to pretrain from; set NASLOOP_DATA=DIR or pass "
                         "--set pretrained=PATH (build one with 'nasloop pretrain --out PATH')")
-    key = hashlib.sha1()
-    for d in available_devices(root):
-        f = Path(d.relpath) if Path(d.relpath).is_absolute() else root / d.relpath
-        st = f.stat()
-        key.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns};".encode())
-    key.update(f"{__version__}:{DEFAULT_RANK}:{TABLE_RANK}".encode())
-    path = cache_dir() / f"transfer-{key.hexdigest()[:12]}.npz"
+    path = cache_dir() / f"transfer-{_cache_key(root)}.npz"
     if path.is_file():
         return load_pretrained(path)
     if log:
