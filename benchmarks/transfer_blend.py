@@ -87,8 +87,8 @@ def record(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
             f = _file(cache, dev, seed, split)
             if f.is_file():
                 continue
-            tr, va, te = split_cells(table, 900, 100, seed, split)
-            ytr, yva, yte = table.lookup(tr), table.lookup(va), table.lookup(te)
+            _, va, te = split_cells(table, 900, 100, seed, split)
+            yva, yte = table.lookup(va), table.lookup(te)
             t0 = time.perf_counter()
             auto, _ = fit_on_split("auto", table, SplitSpec(900, 100, seed, split),
                                    params={**resolve_params("auto"), "transfer_blend": False},
