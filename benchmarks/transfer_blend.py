@@ -108,10 +108,9 @@ def record(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
 def _pick(yv, av, tv, hedge: bool, check: bool, margin: float) -> float:
     """The transfer weight a rule picks from the validation cells alone (0: no blend)."""
     from nasloop.metrics import log_loss, within
-    from nasloop.predictors.auto import BLEND_SHRINK, BLEND_WEIGHTS, geometric_blend
+    from nasloop.predictors.auto import BLEND_SHRINK, geometric_blend, grid_blend
 
-    loss, w = min((log_loss(yv, geometric_blend([av, tv], [1 - w, w])), float(w))
-                  for w in BLEND_WEIGHTS)
+    loss, w = grid_blend(yv, tv, av)  # w: transfer's weight, as `auto` picks it
     if loss >= log_loss(yv, av) * (1 - margin):
         return 0.0
     w = w * BLEND_SHRINK if hedge else w

@@ -140,6 +140,15 @@ def geometric_blend(preds: list[np.ndarray], weights: list[float],
     return np.exp(sum(w * np.log(np.maximum(p, f)) for p, w, f in zip(preds, weights, floors)))
 
 
+def grid_blend(vy: np.ndarray, a: np.ndarray, b: np.ndarray,
+               floors: list[float] | None = None) -> tuple[float, float]:
+    """``(log loss, weight of a)`` of the geometric blend of ``a`` and ``b`` with the lowest
+    log loss against ``vy``, ``a``'s weight on the ``BLEND_WEIGHTS`` grid: how ``auto``
+    weighs the best two candidates, and its choice against ``transfer``."""
+    return min((log_loss(vy, geometric_blend([a, b], [w, 1 - w], floors or 1e-9)), float(w))
+               for w in BLEND_WEIGHTS)
+
+
 Cells = tuple[list[Arch], np.ndarray]
 
 
@@ -363,9 +372,7 @@ class AutoPredictor(Predictor):
             top2 = [val_pred[k] for k in ranked[:2]]
             # the weight with the lowest validation loss; kept if BLEND_MARGIN below the best
             floors = self._floors([fitted[k] for k in ranked[:2]])
-            blend_loss, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w], floors)),
-                                 float(w))
-                                for w in BLEND_WEIGHTS)
+            blend_loss, w = grid_blend(vy, top2[0], top2[1], floors)
             if blend_loss < loss * (1 - BLEND_MARGIN):  # hedged: the partner keeps a share
                 wb = (1 - w) * BLEND_SHRINK
                 hedged = geometric_blend(top2, [1 - wb, wb], floors)
@@ -404,8 +411,7 @@ class AutoPredictor(Predictor):
         chosen = geometric_blend([fits.val_pred[m] for m in members], weights,
                                  self._floors([fits.fitted[m] for m in members]))
         tv = fits.val_pred[label]
-        best, w = min((log_loss(d.vy, geometric_blend([chosen, tv], [1 - w, w])), float(w))
-                      for w in BLEND_WEIGHTS)
+        best, w = grid_blend(d.vy, tv, chosen)  # w: transfer's weight
         blended = geometric_blend([chosen, tv], [1 - w, w])
         n_in, n_best = (int(within(d.vy, v, ACC_BOUND).sum()) for v in (blended, chosen))
         kept = best < loss * (1 - BLEND_MARGIN) and n_in >= n_best
@@ -698,4 +704,4 @@ class AutoPredictor(Predictor):
         return f"auto chose {' + '.join(parts)} (validation log-loss {c['val_log_loss']:.4f})"
 
 
-__all__ = ["AutoPredictor", "DEFAULT_CANDIDATES", "geometric_blend"]
+__all__ = ["AutoPredictor", "DEFAULT_CANDIDATES", "geometric_blend", "grid_blend"]
