@@ -34,7 +34,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 shared cores: one BLAS thread
 import numpy as np  # noqa: E402
-
 from transfer import FAMILIES, UNSEEN, pretrain_without  # noqa: E402
 
 
@@ -105,24 +104,44 @@ def record(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
             print(dev, seed, rows["chosen"], f"{secs:.0f} s", flush=True)
 
 
-def _pick(yv, av, tv, hedge: bool, check: bool, margin: float) -> float:
-    """The transfer weight a rule picks from the validation cells alone (0: no blend)."""
+def _pick(yv, av, tv, hedge: bool, check: bool, margin: float, band: bool = False
+          ) -> tuple[float, float | None]:
+    """The transfer weight a rule picks from the validation cells alone (0: no blend), and
+    the band around ``transfer`` it then holds the prediction in (None: none), as `auto`
+    picks them (``band``: session 21's ``transfer_band``)."""
     from nasloop.metrics import log_loss, within
-    from nasloop.predictors.auto import BLEND_SHRINK, geometric_blend, grid_blend
+    from nasloop.predictors.auto import (
+        BLEND_SHRINK,
+        geometric_blend,
+        grid_band,
+        grid_blend,
+    )
 
     loss, w = grid_blend(yv, tv, av)  # w: transfer's weight, as `auto` picks it
-    if loss >= log_loss(yv, av) * (1 - margin):
-        return 0.0
     w = w * BLEND_SHRINK if hedge else w
-    if check and (within(yv, geometric_blend([av, tv], [1 - w, w]), 0.1).sum()
-                  < within(yv, av, 0.1).sum()):
-        return 0.0
-    return w
+    if loss >= log_loss(yv, av) * (1 - margin) or (check and (
+            within(yv, geometric_blend([av, tv], [1 - w, w]), 0.1).sum()
+            < within(yv, av, 0.1).sum())):
+        w, loss = 0.0, log_loss(yv, av)
+    if not band:
+        return w, None
+    now = geometric_blend([av, tv], [1 - w, w])
+    found = grid_band(yv, now, tv, within(yv, now, 0.1).sum() if check else 0)
+    return (w, None) if found is None or found[0] >= loss * (1 - margin) else (w, found[1])
 
 
-#: rule -> (hedge, 10 % check, margin)
-RULES = {"best w": (False, False, 0.0), "best w, margin, check": (False, True, 0.02),
-         "hedged, margin, check": (True, True, 0.02)}
+def _apply(at, tt, w: float, band: float | None) -> np.ndarray:
+    from nasloop.predictors.auto import band_clip, geometric_blend
+
+    blend = geometric_blend([at, tt], [1 - w, w])
+    return blend if band is None else band_clip(blend, tt, band)
+
+
+#: rule -> (hedge, 10 % check, margin, band)
+RULES = {"best w": (False, False, 0.0, False),
+         "best w, margin, check": (False, True, 0.02, False),
+         "hedged, margin, check": (True, True, 0.02, False),
+         "+ band (adopted)": (False, True, 0.02, True)}
 
 
 def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "random",
@@ -130,7 +149,6 @@ def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
     """Each rule's test scores per case and their means; ``transfer_params``: ``transfer``
     refitted with these parameters instead of the recorded defaults."""
     from nasloop.metrics import latency_metrics, log_loss
-    from nasloop.predictors.auto import geometric_blend
 
     rules = ("auto", "transfer alone", *RULES)
     print("| table, seed | auto chose | val log-loss: auto / transfer | "
@@ -149,10 +167,10 @@ def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
                 tv, tt = _fit_transfer(dev, seed, split, transfer_params)
             losses.append((log_loss(yv, av), log_loss(yv, tv)))
             picks, ws = {"auto": at, "transfer alone": tt}, []
-            for r, (hedge, check, margin) in RULES.items():
-                w = _pick(yv, av, tv, hedge, check, margin)
-                ws.append(f"{w:.2f}")
-                picks[r] = geometric_blend([at, tt], [1 - w, w])
+            for r, (hedge, check, margin, band) in RULES.items():
+                w, b = _pick(yv, av, tv, hedge, check, margin, band)
+                ws.append(f"{w:.2f}" + ("" if b is None else f" b{b:g}"))
+                picks[r] = _apply(at, tt, w, b)
             cells = []
             for r in rules:
                 m = latency_metrics(yt, picks[r])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 
@@ -528,7 +529,12 @@ def _choice_table(choice: dict) -> Table:
                      "transfer (pretrained on other devices) was tried beside the choice and "
                      f"not kept: validation log-loss {tc['val_log_loss']:.4f} at its best "
                      f"weight, {tc['within']} cells within 10 % against {tc['best_within']}"
-                     ) + " (--set transfer_blend=false skips it)"
+                     )
+        if tc.get("band_kept"):
+            t.caption += (f"; then held within a factor {math.exp(tc['band']):.3f} of "
+                          f"transfer's prediction either way (band {tc['band']:g}): validation log-loss {tc['band_val_log_loss']:.4f}, "
+                          f"{tc['band_within']} cells within 10 %")
+        t.caption += " (--set transfer_blend=false skips it)"
     return t
 
 

@@ -487,6 +487,34 @@ def test_the_choice_table_says_why_transfer_was_kept_beside_a_leader():
     dropped = text({**many, "chosen": ["layerwise"], "weights": [1.0],
                     "transfer_check": {**check, "kept": False}})
     assert "not kept" in dropped and "97 cells within 10 % against 95" in dropped
+    banded = text({**many, "transfer_check": {**check, "kept": True, "band": 0.1,
+                                              "band_val_log_loss": 0.0141, "band_within": 98,
+                                              "band_kept": True}})
+    banded = " ".join(banded.split())  # the caption wraps
+    assert "held within a factor 1.105 of transfer's prediction either way" in banded
+    assert "98 cells within 10 %" in banded and "held within" not in kept
+
+
+def test_a_band_holds_predictions_near_the_anchor_and_is_chosen_on_validation():
+    """band_clip never moves a prediction already inside the band, and moves one outside
+    it to the band's edge; grid_band takes the lowest loss among the bands that leave
+    enough cells within 10 %, the widest on ties, and None when none does."""
+    from nasloop.predictors.auto import TRANSFER_BANDS, band_clip, grid_band
+
+    anchor = np.array([1.0, 2.0, 4.0, 8.0])
+    pred = np.array([1.02, 3.0, 2.0, 8.0])
+    out = band_clip(pred, anchor, 0.1)
+    np.testing.assert_allclose(out, [1.02, 2 * np.exp(0.1), 4 * np.exp(-0.1), 8.0])
+    # the truth is the anchor: the narrowest band is best
+    assert grid_band(anchor, pred, anchor) == (pytest.approx(
+        np.mean(np.abs(np.log(band_clip(pred, anchor, min(TRANSFER_BANDS)) / anchor)))),
+        min(TRANSFER_BANDS))
+    # the truth is the prediction: every band at least as wide as the gaps ties at 0
+    loss, band = grid_band(pred, pred * 1.0, pred * np.exp(0.12))
+    assert loss == pytest.approx(0.0) and band == max(TRANSFER_BANDS)
+    # a band must leave at least min_within cells within 10 %
+    truth = np.array([1.0, 1.0, 1.0, 1.0])
+    assert grid_band(truth, truth * 1.5, truth * 0.5, min_within=1) is None
 
 
 def test_auto_blends_the_choice_with_transfer_where_validation_says_so(data_dir, tmp_path):
@@ -512,5 +540,17 @@ def test_auto_blends_the_choice_with_transfer_where_validation_says_so(data_dir,
     assert "transfer" not in q.choice_["tried"] and q.choice_["transfer_check"] is None
     err = lambda m: np.mean(np.abs(np.log(m.predict(te) / table.lookup(te))))  # noqa: E731
     assert err(p) < err(q)
+    # then held within a band of transfer's prediction (transfer_band): on this table the
+    # narrowest band scores best on validation; every prediction is within it
+    assert c["transfer_check"]["band_kept"] and c["band"] == c["transfer_check"]["band"]
+    gap = np.abs(np.log(p.predict(te) / p._member_predict("transfer", te)))
+    assert gap.max() <= c["band"] + 1e-9 and "within a factor" in p.summary()
     r = load_predictor(p.save(tmp_path / "auto"))
     np.testing.assert_allclose(r.predict(te), p.predict(te), rtol=1e-6)
+    assert r.band_ == c["band"]
+    # the band off: the same weights, the prediction no longer held
+    nb = create_predictor("auto", pretrained=str(SHIPPED), transfer_band=False,
+                          **FAST).fit(tr, table.lookup(tr), **fit)
+    assert nb.choice_["band"] is None and nb.choice_["weights"] == c["weights"]
+    assert "band" not in nb.choice_["transfer_check"]
+    assert np.abs(np.log(nb.predict(te) / nb._member_predict("transfer", te))).max() > c["band"]
