@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 shared cores: one BLAS thread
-import numpy as np  # noqa: E402
-from transfer import FAMILIES, UNSEEN, pretrain_without  # noqa: E402
+import numpy as np
+from transfer import FAMILIES, UNSEEN, pretrain_without
 
 
 def _file(cache: Path, dev: str, seed: int, split: str) -> Path:
@@ -155,6 +155,7 @@ def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
           + " | ".join(rules) + " | w picked |")
     print("|---|---|---|" + "---|" * len(rules) + "---|")
     agg, losses = {r: [] for r in rules}, []
+    singles: dict[str, dict[str, list]] = {}  # table -> single model -> metrics per seed
     for dev in devices:
         for seed in seeds:
             f = _file(cache, dev, seed, split)
@@ -172,9 +173,16 @@ def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
                 ws.append(f"{w:.2f}" + ("" if b is None else f" b{b:g}"))
                 picks[r] = _apply(at, tt, w, b)
             cells = []
+            per = singles.setdefault(dev, {})
+            for k in z.files:  # the candidates as fitted inside `auto`, and transfer alone
+                if k.startswith("test_") and k != "test_transfer":
+                    per.setdefault(f"{k[5:]} (in auto)", []).append(latency_metrics(yt, z[k]))
+            per.setdefault("transfer", []).append(latency_metrics(yt, tt))
             for r in rules:
                 m = latency_metrics(yt, picks[r])
                 agg[r].append(m)
+                if r == ADOPTED:
+                    per.setdefault(r, []).append(m)
                 cells.append(f"{m['acc_5']:.1f} / {m['acc_10']:.2f} / {m['spearman']:.4f}")
             print(f"| {dev}, {seed} | {z['chosen']} | {log_loss(yv, av):.4f} / "
                   f"{log_loss(yv, tv):.4f} | " + " | ".join(cells) + f" | {' / '.join(ws)} |")
@@ -189,6 +197,33 @@ def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
             print(f"| {r} | " + " / ".join(
                 f"{np.mean([m[k] for m in agg[r]]):.{4 if k == 'spearman' else 2}f}"
                 for k in ("acc_1", "acc_5", "acc_10", "spearman")) + " |")
+    _check(singles)
+
+
+#: the rule ``auto`` follows (the every-table check reads it)
+ADOPTED = "+ band (adopted)"
+
+
+def _check(singles: dict[str, dict[str, list]]) -> None:
+    """Issue #9's every-table check on the recorded fits: the adopted rule's mean acc_10
+    and Spearman against the best single model's (each candidate as fitted inside `auto`,
+    and ``transfer`` alone), within 1 point and 0.005 or above."""
+    print("\n| table | seeds | adopted acc_10 | best single acc_10 (who) | adopted Spearman "
+          "| best single Spearman (who) | within 1 pt / 0.005 |\n|---|---|---|---|---|---|---|")
+    ok = 0
+    for dev, per in singles.items():
+        mean = {name: {k: np.mean([m[k] for m in ms]) for k in ("acc_10", "spearman")}
+                for name, ms in per.items()}
+        mine = mean.pop(ADOPTED)
+        b10 = max(mean, key=lambda n: mean[n]["acc_10"])
+        bsp = max(mean, key=lambda n: mean[n]["spearman"])
+        good = (mine["acc_10"] >= mean[b10]["acc_10"] - 1
+                and mine["spearman"] >= mean[bsp]["spearman"] - 0.005)
+        ok += good
+        print(f"| {dev} | {len(per[ADOPTED])} | {mine['acc_10']:.2f} | "
+              f"{mean[b10]['acc_10']:.2f} ({b10}) | {mine['spearman']:.4f} | "
+              f"{mean[bsp]['spearman']:.4f} ({bsp}) | {'yes' if good else '**no**'} |")
+    print(f"\n{ok} of {len(singles)} tables within 1 point and 0.005 of the best single model")
 
 
 def main() -> None:
