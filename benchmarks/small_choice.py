@@ -40,7 +40,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 shared cores: one BLAS thread
 import numpy as np  # noqa: E402
-
 from transfer import FAMILIES, few_shot_cases  # noqa: E402
 
 #: name -> (rule, parameters)
@@ -95,8 +94,15 @@ def choose(z, rule: str, margin: float = 0.1, q: float = 0.9, draws: int = 2000,
            share: float | None = None) -> tuple[list[str], list[float], dict[str, float]]:
     """Members, weights and floors a rule picks from a recorded fit's out-of-fold scores."""
     from nasloop.metrics import log_loss, within
-    from nasloop.predictors.auto import (ACC_BOUND, BLEND_MARGIN, BLEND_SHRINK, BLEND_WEIGHTS,
-                                         FLOOR_SHARE, UNFLOORED, geometric_blend)
+    from nasloop.predictors.auto import (
+        ACC_BOUND,
+        BLEND_MARGIN,
+        BLEND_SHRINK,
+        FLOOR_SHARE,
+        UNFLOORED,
+        geometric_blend,
+        grid_blend,
+    )
 
     labels = [k[4:] for k in z.files if k.startswith("oof_")]
     vy = z["vy"]
@@ -120,18 +126,15 @@ def choose(z, rule: str, margin: float = 0.1, q: float = 0.9, draws: int = 2000,
         # a from-scratch leader never drops transfer: blended with it, transfer's weight
         # ``share`` (auto's ``transfer_share``), or (None) the weight chosen out of fold, hedged
         if share is None:
-            pair = [z[f"oof_{k}"] for k in (ranked[0], pre)]
-            f2 = [floors[ranked[0]], floors[pre]]
-            _, w = min((log_loss(vy, geometric_blend(pair, [w, 1 - w], f2)), float(w))
-                       for w in BLEND_WEIGHTS)
+            _, w = grid_blend(vy, z[f"oof_{ranked[0]}"], z[f"oof_{pre}"],
+                              [floors[ranked[0]], floors[pre]])
             share = (1 - w) * BLEND_SHRINK
         return [ranked[0], pre], [1 - share, share], floors
     members, weights = [ranked[0]], [1.0]
     if len(ranked) > 1:  # auto's hedged blend of the best two, as in _choose_blend
         top2 = [z[f"oof_{k}"] for k in ranked[:2]]
         f2 = [floors[k] for k in ranked[:2]]
-        blend, w = min((log_loss(vy, geometric_blend(top2, [w, 1 - w], f2)), float(w))
-                       for w in BLEND_WEIGHTS)
+        blend, w = grid_blend(vy, *top2, f2)
         if blend < loss[ranked[0]] * (1 - BLEND_MARGIN):
             wb = (1 - w) * BLEND_SHRINK
             hedged = geometric_blend(top2, [1 - wb, wb], f2)
