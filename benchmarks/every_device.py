@@ -152,13 +152,14 @@ def choices(results: list[dict]) -> str:
                 picks.append("failed")
                 continue
             picks.append(" + ".join(f"{m} {w:.2f}" if len(c["chosen"]) > 1 else m
-                                    for m, w in zip(c["chosen"], c["weights"])))
+                                    for m, w in zip(c["chosen"], c["weights"]))
+                         + (f", band {c['band']:g}" if c.get("band") is not None else ""))
         lines.append(f"| {r['device']} | {len(r['runs'])} | {'; '.join(picks)} |")
     return "\n".join(lines)
 
 
-COMPACT = ("auto", "gcn_plus (in auto)", "gcn_residual (in auto)", "xgboost", "linear",
-           "layerwise", "flops")
+COMPACT = ("auto", "gcn_plus (in auto)", "gcn_residual (in auto)", "gcn_gated (in auto)",
+           "transfer", "xgboost", "linear", "layerwise", "flops")
 
 
 def compact(results: list[dict]) -> str:

@@ -137,6 +137,8 @@ def evaluate_one(table: LatencyTable, name: str, split: SplitSpec, *, model_seed
     run.update(fit_seconds=fit_s, predict_seconds=pred_s)
     if hasattr(pred, "choice_"):
         run["choice"] = {"chosen": pred.choice_["chosen"], "weights": pred.choice_["weights"]}
+        if pred.choice_.get("band") is not None:  # held within a band of transfer's
+            run["choice"]["band"] = pred.choice_["band"]
         # each candidate's validation scores, so that a choice rule can be replayed from
         # the stored runs without refitting (no test cell is involved in them)
         run["choice"]["val"] = {
