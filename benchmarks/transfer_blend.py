@@ -130,10 +130,47 @@ def _pick(yv, av, tv, hedge: bool, check: bool, margin: float, band: bool = Fals
     return (w, None) if found is None or found[0] >= loss * (1 - margin) else (w, found[1])
 
 
-def _apply(at, tt, w: float, band: float | None) -> np.ndarray:
-    from nasloop.predictors.auto import band_clip, geometric_blend
+def _pick_kinds(yv, av, tv, seen_v) -> tuple[float, float | None, dict | None]:
+    """Session 21's ``transfer_kinds`` after the band rule, as `auto` picks it: a weight
+    for validation cells whose network is among the training cells and one for the rest,
+    kept if the whole (band included) has the lower validation error."""
+    from nasloop.metrics import log_loss, within
+    from nasloop.predictors.auto import KIND_MIN, _kind_weight, grid_band, kind_blend
+
+    def band(now):
+        loss = log_loss(yv, now)
+        found = grid_band(yv, now, tv, within(yv, now, 0.1).sum())
+        return (None, loss) if found is None or found[0] >= loss * 0.98 else (found[1], found[0])
+
+    w, _ = _pick(yv, av, tv, False, True, 0.02)
+    b, final = band(_apply(av, tv, w, None))
+    ws, wu = (_kind_weight(yv[m], av[m], tv[m], w) if m.sum() >= KIND_MIN else w
+              for m in (seen_v, ~seen_v))
+    if (ws, wu) == (w, w):
+        return w, b, None
+    kinds = {"seen": ws, "unseen": wu}
+    kb, kf = band(kind_blend(av, tv, seen_v, kinds))
+    return (0.0, kb, kinds) if kf < final else (w, b, None)
+
+
+def _seen(dev: str, seed: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validation cells whose network is among the training cells, and test cells whose
+    network is among the training + validation cells (what `auto`'s refit saw)."""
+    from nasloop.data import load_device
+    from nasloop.predictors.auto import network_keys, seen_mask
+    from nasloop.splits import split_cells
+
+    tr, va, te = split_cells(load_device(dev), 900, 100, seed, split)
+    return seen_mask(va, network_keys(tr)), seen_mask(te, network_keys(tr + va))
+
+
+def _apply(at, tt, w: float, band: float | None, kinds: dict | None = None,
+           seen=None) -> np.ndarray:
+    from nasloop.predictors.auto import band_clip, geometric_blend, kind_blend
 
     blend = geometric_blend([at, tt], [1 - w, w])
+    if kinds is not None:
+        blend = kind_blend(blend, tt, seen, kinds)
     return blend if band is None else band_clip(blend, tt, band)
 
 
@@ -141,7 +178,7 @@ def _apply(at, tt, w: float, band: float | None) -> np.ndarray:
 RULES = {"best w": (False, False, 0.0, False),
          "best w, margin, check": (False, True, 0.02, False),
          "hedged, margin, check": (True, True, 0.02, False),
-         "+ band (adopted)": (False, True, 0.02, True)}
+         "+ band": (False, True, 0.02, True)}
 
 
 def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "random",
@@ -150,7 +187,7 @@ def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
     refitted with these parameters instead of the recorded defaults."""
     from nasloop.metrics import latency_metrics, log_loss
 
-    rules = ("auto", "transfer alone", *RULES)
+    rules = ("auto", "transfer alone", *RULES, ADOPTED)
     print("| table, seed | auto chose | val log-loss: auto / transfer | "
           + " | ".join(rules) + " | w picked |")
     print("|---|---|---|" + "---|" * len(rules) + "---|")
@@ -172,6 +209,11 @@ def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
                 w, b = _pick(yv, av, tv, hedge, check, margin, band)
                 ws.append(f"{w:.2f}" + ("" if b is None else f" b{b:g}"))
                 picks[r] = _apply(at, tt, w, b)
+            seen_v, seen_t = _seen(dev, seed, split)
+            w, b, kinds = _pick_kinds(yv, av, tv, seen_v)
+            ws.append(f"{w:.2f}" + ("" if b is None else f" b{b:g}") + (
+                "" if kinds is None else f" s{kinds['seen']:g}/u{kinds['unseen']:g}"))
+            picks[ADOPTED] = _apply(at, tt, w, b, kinds, seen_t)
             cells = []
             per = singles.setdefault(dev, {})
             for k in z.files:  # the candidates as fitted inside `auto`, and transfer alone
@@ -201,7 +243,7 @@ def replay(devices: list[str], seeds: list[int], cache: Path, split: str = "rand
 
 
 #: the rule ``auto`` follows (the every-table check reads it)
-ADOPTED = "+ band (adopted)"
+ADOPTED = "+ kinds (adopted)"
 
 
 def _check(singles: dict[str, dict[str, list]]) -> None:

@@ -493,6 +493,10 @@ def test_the_choice_table_says_why_transfer_was_kept_beside_a_leader():
     banded = " ".join(banded.split())  # the caption wraps
     assert "held within a factor 1.105 of transfer's prediction either way" in banded
     assert "98 cells within 10 %" in banded and "held within" not in kept
+    kinds = " ".join(text({**many, "transfer_check": {
+        **check, "kept": True, "kinds_kept": True, "seen_weight": 0.0, "unseen_weight": 0.7,
+        "kinds_val_log_loss": 0.0131}}).split())
+    assert "instead of one weight, x0.00 on networks among the training cells and x0.70 on the rest" in kinds
 
 
 def test_a_band_holds_predictions_near_the_anchor_and_is_chosen_on_validation():
@@ -515,6 +519,23 @@ def test_a_band_holds_predictions_near_the_anchor_and_is_chosen_on_validation():
     # a band must leave at least min_within cells within 10 %
     truth = np.array([1.0, 1.0, 1.0, 1.0])
     assert grid_band(truth, truth * 1.5, truth * 0.5, min_within=1) is None
+
+
+def test_weights_per_kind_of_network_follow_the_canonical_key():
+    """A cell is seen when its network (any isomorph) is among the keys; kind_blend gives
+    the anchor the seen weight there and the unseen weight elsewhere."""
+    from nasloop.predictors.auto import kind_blend, network_keys, seen_mask
+    from nasloop.space import all_archs, canonical_representatives
+
+    archs, reps = list(all_archs()), canonical_representatives()
+    keys = network_keys(archs[:50])
+    assert seen_mask(archs[:50], keys).all()
+    twin = next(i for i in range(50, len(archs)) if reps[i] in keys)  # an isomorph
+    other = next(i for i in range(50, len(archs)) if reps[i] not in keys)
+    assert seen_mask([archs[twin], archs[other]], keys).tolist() == [True, False]
+    out = kind_blend(np.array([2.0, 2.0]), np.array([8.0, 8.0]), np.array([True, False]),
+                     {"seen": 0.0, "unseen": 0.5})
+    np.testing.assert_allclose(out, [2.0, 4.0])
 
 
 def test_auto_blends_the_choice_with_transfer_where_validation_says_so(data_dir, tmp_path):
@@ -554,3 +575,20 @@ def test_auto_blends_the_choice_with_transfer_where_validation_says_so(data_dir,
     assert nb.choice_["band"] is None and nb.choice_["weights"] == c["weights"]
     assert "band" not in nb.choice_["transfer_check"]
     assert np.abs(np.log(nb.predict(te) / nb._member_predict("transfer", te))).max() > c["band"]
+    # weights per kind of network (transfer_kinds): recorded, and when in use a seen
+    # network keeps the one-weight blend's share and an unseen one its own; saved and reloaded
+    from nasloop.predictors.auto import geometric_blend, network_keys, seen_mask
+    assert {"seen_weight", "unseen_weight", "kinds_kept"} <= set(c["transfer_check"])
+    q = load_predictor(p.save(tmp_path / "kinds"))
+    q.kinds_, q.seen_keys_, q.band_ = {"seen": 0.0, "unseen": 1.0}, network_keys(tr + va), None
+    seen = seen_mask(te, q.seen_keys_)
+    assert seen.any() and (~seen).any()
+    members = list(q.members_)
+    base = geometric_blend([q._member_predict(m, te) for m in members],
+                           [q.weights_[m] for m in members], q._floors(list(q.members_.values())))
+    got = q.predict(te)
+    np.testing.assert_allclose(got[seen], base[seen], rtol=1e-9)
+    np.testing.assert_allclose(got[~seen], q._member_predict("transfer", te)[~seen], rtol=1e-9)
+    r = load_predictor(q.save(tmp_path / "kinds2"))
+    np.testing.assert_allclose(r.predict(te), got, rtol=1e-9)
+    assert r.kinds_ == q.kinds_ and r.seen_keys_ == q.seen_keys_

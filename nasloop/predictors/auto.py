@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..metrics import class_log_loss, latency_metrics, log_loss, within
-from ..space import Arch
+from ..space import Arch, arch_index, canonical_representatives
 from .base import Predictor, _num, cross_val_predict, load_json_state, save_json_state
 from .pool import FitJob, default_workers, fit_all, quick_fits, side_by_side
 from .registry import create_predictor, register_predictor
@@ -121,6 +121,17 @@ TRANSFER_BLEND = True
 TRANSFER_BAND = True
 #: the bands tried (log units)
 TRANSFER_BANDS = (0.05, 0.1, 0.15, 0.2, 0.3)
+#: ``transfer``'s weight set apart for cells whose network (canonical key) is among the
+#: labelled cells and for the rest, where the validation cells of each kind say so (each
+#: kind's weight kept on the margin and the 10 % check against the one weight, and the
+#: whole kept only if its validation error, band included, is the lower): on a network it
+#: has seen, the model of this device's cells is at the isomorphs' own spread, and on
+#: one it has not, the other devices' tables have timed it. Replayed on 42 recorded fits
+#: (random split): desktop_gpu acc_1 / acc_5 38.7 / 92.3 -> 46.3 / 93.7, no run lower by
+#: more than 0.06 of acc_10 (docs/results.md, session 21)
+TRANSFER_KINDS = True
+#: a kind needs this many validation cells for a weight of its own
+KIND_MIN = 20
 #: keep a refitted stochastic member's choice-stage model beside its refit, averaged
 #: (``benchmarks/refit_pair.py``; docs/results.md, "The refit pair")
 PAIR = True
@@ -176,6 +187,38 @@ def grid_band(vy: np.ndarray, pred: np.ndarray, anchor: np.ndarray, min_within: 
     ok = [(log_loss(vy, c), -b) for b in TRANSFER_BANDS
           if within(vy, c := band_clip(pred, anchor, b), ACC_BOUND).sum() >= min_within]
     return (min(ok)[0], -min(ok)[1]) if ok else None
+
+
+def _kind_weight(vy: np.ndarray, pred: np.ndarray, anchor: np.ndarray, w0: float) -> float:
+    """The anchor's weight for one kind of cells: the lowest log loss on the grid (0
+    included), kept if it beats ``w0`` there by ``BLEND_MARGIN`` and leaves as many cells
+    within ``ACC_BOUND``; else ``w0``."""
+    at = lambda w: geometric_blend([pred, anchor], [1 - w, w])
+    l0 = log_loss(vy, at(w0))
+    lw, w = min((log_loss(vy, at(w)), float(w)) for w in (0.0, *BLEND_WEIGHTS))
+    keep = (lw < l0 * (1 - BLEND_MARGIN)
+            and within(vy, at(w), ACC_BOUND).sum() >= within(vy, at(w0), ACC_BOUND).sum())
+    return w if keep else w0
+
+
+def network_keys(x: list[Arch]) -> set[int]:
+    """The networks among ``x``: each cell's isomorphism class (canonical key)."""
+    reps = canonical_representatives()
+    return {int(reps[arch_index(a)]) for a in x}
+
+
+def seen_mask(x: list[Arch], keys: set[int]) -> np.ndarray:
+    """Which cells of ``x`` are networks among ``keys``."""
+    reps = canonical_representatives()
+    return np.array([int(reps[arch_index(a)]) in keys for a in x], dtype=bool)
+
+
+def kind_blend(pred: np.ndarray, anchor: np.ndarray, seen: np.ndarray,
+               kinds: dict[str, float]) -> np.ndarray:
+    """The geometric blend of ``pred`` with ``anchor`` (``transfer``), the anchor weighing
+    ``kinds["seen"]`` on seen cells and ``kinds["unseen"]`` on the rest."""
+    w = np.where(seen, kinds["seen"], kinds["unseen"])
+    return np.exp((1 - w) * np.log(pred) + w * np.log(np.asarray(anchor, dtype=np.float64)))
 
 
 Cells = tuple[list[Arch], np.ndarray]
@@ -280,6 +323,7 @@ class AutoPredictor(Predictor):
                  transfer_margin: float = TRANSFER_MARGIN,
                  transfer_share: float = TRANSFER_SHARE,
                  transfer_blend: bool = TRANSFER_BLEND, transfer_band: bool = TRANSFER_BAND,
+                 transfer_kinds: bool = TRANSFER_KINDS,
                  workers: int | None = None,
                  seed: int = 0):
         self.candidates = candidates
@@ -292,6 +336,7 @@ class AutoPredictor(Predictor):
         self.transfer_share = transfer_share
         self.transfer_blend = transfer_blend
         self.transfer_band = transfer_band
+        self.transfer_kinds = transfer_kinds
         self.blend = blend
         self.refit = refit
         self.pair = pair
@@ -324,7 +369,8 @@ class AutoPredictor(Predictor):
                                             or not self.candidates):
             raise ConfigError("auto: candidates must be a non-empty list of names, "
                               "e.g. --set 'candidates=[\"linear\",\"gcn_plus\"]'")
-        for key in ("pair", "refit_all", "blend", "refit", "transfer_blend", "transfer_band"):
+        for key in ("pair", "refit_all", "blend", "refit", "transfer_blend", "transfer_band",
+                    "transfer_kinds"):
             if not isinstance(getattr(self, key), (bool, np.bool_)):
                 raise ConfigError(f"auto: {key} must be true or false, got "
                                   f"{getattr(self, key)!r}")
@@ -421,11 +467,13 @@ class AutoPredictor(Predictor):
 
     def _blend_transfer(self, d: _Draw, made: dict, fits: _Fits, members: list[str],
                         weights: list[float], loss: float
-                        ) -> tuple[list[str], list[float], float, dict | None, float | None]:
+                        ) -> tuple[list[str], list[float], float, dict | None, float | None,
+                                   dict[str, float] | None]:
         """The choice blended with ``transfer`` (fitted here on the choice's training
         cells, scored on the validation cells), then held within a band of it
         (``transfer_band``), or left as it is; with the record of the checks (None when
-        ``transfer`` failed) and the band kept (None: none)."""
+        ``transfer`` failed), the band kept (None: none) and the weights per kind of
+        network (None: one weight, in ``weights``)."""
         label = "transfer"
         self.specs_ = {**self.specs_, label: self._specs(transfer=True)[label]}
         made[label] = self._make(label)
@@ -436,10 +484,10 @@ class AutoPredictor(Predictor):
             raise
         except Exception as e:  # recorded with why, not fatal: the choice stands
             self._score(fits, label, None, f"{type(e).__name__}: {e}", d.vx, d.vy, 0.0)
-            return members, weights, loss, None, None
+            return members, weights, loss, None, None, None
         self._score(fits, label, p, None, d.vx, d.vy, time.perf_counter() - t0)
         if label not in fits.fitted:
-            return members, weights, loss, None, None
+            return members, weights, loss, None, None, None
         chosen = geometric_blend([fits.val_pred[m] for m in members], weights,
                                  self._floors([fits.fitted[m] for m in members]))
         tv = fits.val_pred[label]
@@ -449,26 +497,45 @@ class AutoPredictor(Predictor):
         kept = best < loss * (1 - BLEND_MARGIN) and n_in >= n_best
         check = {"weight": w, "val_log_loss": best, "within": n_in, "best_within": n_best,
                  "kept": kept}
+        w0 = w if kept else 0.0
+        band, final = self._band(d.vy, *((blended, best) if kept else (chosen, loss)), tv, check)
+        kinds = None
+        if self.transfer_kinds:  # one weight for seen networks, one for the rest
+            seen = seen_mask(d.vx, network_keys(d.x))
+            ws, wu = (_kind_weight(d.vy[m], chosen[m], tv[m], w0) if m.sum() >= KIND_MIN
+                      else w0 for m in (seen, ~seen))
+            check.update(seen_cells=int(seen.sum()), seen_weight=ws, unseen_weight=wu,
+                         kinds_kept=False)
+            if (ws, wu) != (w0, w0):
+                kb, sub = kind_blend(chosen, tv, seen, {"seen": ws, "unseen": wu}), {}
+                k_band, k_final = self._band(d.vy, kb, log_loss(d.vy, kb), tv, sub)
+                check.update(kinds_val_log_loss=k_final, kinds_kept=k_final < final)
+                if k_final < final:  # the band recorded is the one in use
+                    kinds, band, final = {"seen": ws, "unseen": wu}, k_band, k_final
+                    check.update(sub)
+        if kinds is not None:  # transfer weighs per cell; its member weight is 0
+            return [*members, label], [*weights, 0.0], final, check, band, kinds
         if kept:
-            members, weights, loss = [*members, label], [*(v * (1 - w) for v in weights), w], best
-        else:
-            blended = chosen
-        if not self.transfer_band:
-            return members, weights, loss, check, None
-        # then the band: the best of those leaving as many validation cells within 10 %
-        # as the prediction so far, kept on the margin the weight had to pass
-        n_now = int(within(d.vy, blended, ACC_BOUND).sum())
-        found = grid_band(d.vy, blended, tv, n_now)
-        b_loss, band = found or (None, None)
-        b_kept = found is not None and b_loss < loss * (1 - BLEND_MARGIN)
-        check.update(band=band, band_val_log_loss=b_loss, band_within=None if band is None
-                     else int(within(d.vy, band_clip(blended, tv, band), ACC_BOUND).sum()),
-                     band_best_within=n_now, band_kept=b_kept)
-        if not b_kept:
-            return members, weights, loss, check, None
-        if label not in members:  # the band alone: transfer anchors it with no weight
+            members, weights = [*members, label], [*(v * (1 - w) for v in weights), w]
+        elif band is not None:  # the band alone: transfer anchors it with no weight
             members, weights = [*members, label], [*weights, 0.0]
-        return members, weights, b_loss, check, band
+        return members, weights, final, check, band, None
+
+    def _band(self, vy: np.ndarray, now: np.ndarray, now_loss: float, anchor: np.ndarray,
+              record: dict) -> tuple[float | None, float]:
+        """The band around ``anchor`` kept for the prediction ``now`` (None: none) and the
+        validation loss after it: the best of those leaving as many validation cells
+        within 10 % as ``now``, kept on the margin the weight had to pass."""
+        if not self.transfer_band:
+            return None, now_loss
+        n_now = int(within(vy, now, ACC_BOUND).sum())
+        found = grid_band(vy, now, anchor, n_now)
+        b_loss, band = found or (None, None)
+        b_kept = found is not None and b_loss < now_loss * (1 - BLEND_MARGIN)
+        record.update(band=band, band_val_log_loss=b_loss, band_within=None if band is None
+                      else int(within(vy, band_clip(now, anchor, band), ACC_BOUND).sum()),
+                      band_best_within=n_now, band_kept=b_kept)
+        return (band, b_loss) if b_kept else (None, now_loss)
 
     def _draw(self, x: list[Arch], y: np.ndarray, val) -> _Draw:
         """Every seeded split of the cells, drawn once and in this order (``workers=1``
@@ -547,7 +614,7 @@ class AutoPredictor(Predictor):
                         lambda f, k, sub=sub: sub(f, k + 1, {"fold": f + 1}))
                     if sub is not None:  # the final fit on every cell: the last of CV_FOLDS + 1
                         folds_sub = sub
-                        sub = lambda e, n, info: folds_sub(  # noqa: E731
+                        sub = lambda e, n, info: folds_sub(
                             CV_FOLDS * max(n, 1) + e, (CV_FOLDS + 1) * max(n, 1), info)
                     _fit_member(p, d.x, d.y, lambda: d.early, sub)
             except (ConfigError, KeyboardInterrupt):
@@ -657,13 +724,18 @@ class AutoPredictor(Predictor):
         members, weights, loss, blend_check = self._choose_blend(
             fits.fitted, fits.val_pred, d.vy, fits.tried,
             few_cells=labelled < int(self.transfer_below))
-        transfer_check, band = None, None
+        transfer_check, band, kinds = None, None, None
         if (self.transfer_blend and self.blend and not few_shot and not d.cv
                 and self.candidates is None and self._transfer_at_hand()):
-            members, weights, loss, transfer_check, band = self._blend_transfer(
+            members, weights, loss, transfer_check, band, kinds = self._blend_transfer(
                 d, made, fits, members, weights, loss)
         #: the band around ``transfer``'s prediction the final one is held in (None: none)
         self.band_ = band
+        #: ``transfer``'s weight on seen networks and on the rest (None: ``weights_``)
+        self.kinds_ = kinds
+        #: the networks the final members were fitted on (with ``kinds_`` only)
+        self.seen_keys_ = (network_keys(d.all_x if self.refit else d.x)
+                           if kinds is not None else None)
         # the choice is made: every member is refitted on training + validation cells
         # (more data is the largest gain left; ``benchmarks/ensemble_design.py``); an
         # iterative member early-stops on a fresh slice of them, as in the choice
@@ -673,6 +745,9 @@ class AutoPredictor(Predictor):
         #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
         held = geometric_blend([fits.val_pred[m] for m in members], weights,
                                self._floors([fitted[m] for m in members]))
+        if kinds is not None:
+            held = kind_blend(held, fits.val_pred["transfer"],
+                              seen_mask(d.vx, network_keys(d.x)), kinds)
         if band is not None:
             held = band_clip(held, fits.val_pred["transfer"], band)
         self.held_out_ = (list(d.vx), np.asarray(d.vy, dtype=np.float64), held)
@@ -697,6 +772,7 @@ class AutoPredictor(Predictor):
                         "blend_check": blend_check,
                         "transfer_check": transfer_check,
                         "band": band,
+                        "kinds": kinds,
                         # cv: the members were fitted on every cell in the choice itself
                         "refitted_on": len(d.all_x) if self.refit and (d.cv or refit) else None,
                         "replayed": {m: refit[m].schedule for m in refit
@@ -721,6 +797,8 @@ class AutoPredictor(Predictor):
         pred = geometric_blend(list(preds.values()),
                                [self.weights_[label] for label in self.members_],
                                self._floors(list(self.members_.values())))
+        if self.kinds_ is not None:
+            pred = kind_blend(pred, preds["transfer"], seen_mask(x, self.seen_keys_), self.kinds_)
         return pred if self.band_ is None else band_clip(pred, preds["transfer"], self.band_)
 
     # ----- persistence --------------------------------------------------------------
@@ -730,7 +808,9 @@ class AutoPredictor(Predictor):
         for label, p in self.first_.items():
             p.save(folder / f"member-{label}-choice")
         save_json_state(folder, {"choice": self.choice_, "weights": self.weights_,
-                                 "floor": self.floor_, "band": self.band_})
+                                 "floor": self.floor_, "band": self.band_, "kinds": self.kinds_,
+                                 "seen_keys": None if self.seen_keys_ is None
+                                 else sorted(self.seen_keys_)})
 
     def _load_state(self, folder: Path) -> None:
         from .base import load_predictor
@@ -743,8 +823,14 @@ class AutoPredictor(Predictor):
             self.floor_ = float(s.get("floor", 1e-9))
             # a folder saved before session 21 has no band: none
             self.band_ = None if s.get("band") is None else float(s["band"])
-            if self.band_ is not None and "transfer" not in self.weights_:
-                raise ValueError("a band needs the transfer member")
+            # ... nor weights per kind of network (session 21): one weight
+            kinds = s.get("kinds")
+            self.kinds_ = (None if kinds is None else
+                           {"seen": float(kinds["seen"]), "unseen": float(kinds["unseen"])})
+            self.seen_keys_ = (None if self.kinds_ is None
+                               else {int(k) for k in s["seen_keys"]})
+            if (self.band_ is not None or self.kinds_ is not None) and "transfer" not in self.weights_:
+                raise ValueError("a band or weights per kind need the transfer member")
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise DataError(f"{folder / 'state.json'} is corrupt ({e}); refit the predictor") from None
         self.members_ = {}
@@ -763,9 +849,21 @@ class AutoPredictor(Predictor):
                  for m, w in zip(c["chosen"], c["weights"])]
         band = (f", within a factor {np.exp(c['band']):.3f} of transfer"
                 if c.get("band") is not None else "")
+        if c.get("kinds") is not None:
+            band = (f", transfer x{c['kinds']['seen']:.2f} on seen networks and "
+                    f"x{c['kinds']['unseen']:.2f} on the rest{band}")
         return (f"auto chose {' + '.join(parts)}{band} "
                 f"(validation log-loss {c['val_log_loss']:.4f})")
 
 
-__all__ = ["AutoPredictor", "DEFAULT_CANDIDATES", "band_clip", "geometric_blend", "grid_band",
-           "grid_blend"]
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "AutoPredictor",
+    "band_clip",
+    "geometric_blend",
+    "grid_band",
+    "grid_blend",
+    "kind_blend",
+    "network_keys",
+    "seen_mask",
+]
