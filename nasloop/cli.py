@@ -531,12 +531,14 @@ def _choice_table(choice: dict) -> Table:
                      f"weight, {tc['within']} cells within 10 % against {tc['best_within']}"
                      )
         if tc.get("kinds_kept"):
-            t.caption += (f"; then, instead of one weight, x{tc['seen_weight']:.2f} on networks among the "
-                          f"training cells and x{tc['unseen_weight']:.2f} on the rest "
+            t.caption += (f"; then, instead of one weight, x{tc['seen_weight']:.2f} on "
+                          f"networks among the training cells and "
+                          f"x{tc['unseen_weight']:.2f} on the rest "
                           f"(validation log-loss {tc['kinds_val_log_loss']:.4f})")
         if tc.get("band_kept"):
             t.caption += (f"; then held within a factor {math.exp(tc['band']):.3f} of "
-                          f"transfer's prediction either way (band {tc['band']:g}): validation log-loss {tc['band_val_log_loss']:.4f}, "
+                          f"transfer's prediction either way (band {tc['band']:g}): "
+                          f"validation log-loss {tc['band_val_log_loss']:.4f}, "
                           f"{tc['band_within']} cells within 10 %")
         t.caption += " (--set transfer_blend=false skips it)"
     return t
