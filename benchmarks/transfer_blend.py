@@ -134,13 +134,11 @@ def _pick_kinds(yv, av, tv, seen_v) -> tuple[float, float | None, dict | None]:
     """Session 21's ``transfer_kinds`` after the band rule, as `auto` picks it: a weight
     for validation cells whose network is among the training cells and one for the rest,
     kept if the whole (band included) has the lower validation error."""
-    from nasloop.metrics import log_loss, within
-    from nasloop.predictors.auto import KIND_MIN, _kind_weight, grid_band, kind_blend
+    from nasloop.metrics import log_loss
+    from nasloop.predictors.auto import KIND_MIN, _kind_weight, keep_band, kind_blend
 
     def band(now):
-        loss = log_loss(yv, now)
-        found = grid_band(yv, now, tv, within(yv, now, 0.1).sum())
-        return (None, loss) if found is None or found[0] >= loss * 0.98 else (found[1], found[0])
+        return keep_band(yv, now, log_loss(yv, now), tv)
 
     w, _ = _pick(yv, av, tv, False, True, 0.02)
     b, final = band(_apply(av, tv, w, None))

@@ -189,6 +189,23 @@ def grid_band(vy: np.ndarray, pred: np.ndarray, anchor: np.ndarray, min_within: 
     return (min(ok)[0], -min(ok)[1]) if ok else None
 
 
+def keep_band(vy: np.ndarray, now: np.ndarray, now_loss: float, anchor: np.ndarray,
+              record: dict | None = None) -> tuple[float | None, float]:
+    """The band around ``anchor`` kept for the prediction ``now`` (None: none) and the
+    validation loss after it: the best of those leaving as many validation cells within
+    ``ACC_BOUND`` as ``now`` (:func:`grid_band`), kept on ``BLEND_MARGIN``; the check is
+    written into ``record``."""
+    n_now = int(within(vy, now, ACC_BOUND).sum())
+    found = grid_band(vy, now, anchor, n_now)
+    b_loss, band = found or (None, None)
+    b_kept = found is not None and b_loss < now_loss * (1 - BLEND_MARGIN)
+    if record is not None:
+        record.update(band=band, band_val_log_loss=b_loss, band_within=None if band is None
+                      else int(within(vy, band_clip(now, anchor, band), ACC_BOUND).sum()),
+                      band_best_within=n_now, band_kept=b_kept)
+    return (band, b_loss) if b_kept else (None, now_loss)
+
+
 def _kind_weight(vy: np.ndarray, pred: np.ndarray, anchor: np.ndarray, w0: float) -> float:
     """The anchor's weight for one kind of cells: the lowest log loss on the grid (0
     included), kept if it beats ``w0`` there by ``BLEND_MARGIN`` and leaves as many cells
@@ -523,19 +540,19 @@ class AutoPredictor(Predictor):
 
     def _band(self, vy: np.ndarray, now: np.ndarray, now_loss: float, anchor: np.ndarray,
               record: dict) -> tuple[float | None, float]:
-        """The band around ``anchor`` kept for the prediction ``now`` (None: none) and the
-        validation loss after it: the best of those leaving as many validation cells
-        within 10 % as ``now``, kept on the margin the weight had to pass."""
-        if not self.transfer_band:
-            return None, now_loss
-        n_now = int(within(vy, now, ACC_BOUND).sum())
-        found = grid_band(vy, now, anchor, n_now)
-        b_loss, band = found or (None, None)
-        b_kept = found is not None and b_loss < now_loss * (1 - BLEND_MARGIN)
-        record.update(band=band, band_val_log_loss=b_loss, band_within=None if band is None
-                      else int(within(vy, band_clip(now, anchor, band), ACC_BOUND).sum()),
-                      band_best_within=n_now, band_kept=b_kept)
-        return (band, b_loss) if b_kept else (None, now_loss)
+        """:func:`keep_band`, or no band (``transfer_band=false``)."""
+        return keep_band(vy, now, now_loss, anchor, record) if self.transfer_band else (
+            None, now_loss)
+
+    def _combine(self, preds: dict[str, np.ndarray], floors: list[float],
+                 seen: np.ndarray | None) -> np.ndarray:
+        """The members' predictions as ``auto`` predicts from them: their geometric blend,
+        then ``transfer`` weighed per kind of network (``seen``: the cells' kinds) and the
+        band, where kept."""
+        pred = geometric_blend(list(preds.values()), [self.weights_[m] for m in preds], floors)
+        if self.kinds_ is not None:
+            pred = kind_blend(pred, preds["transfer"], seen, self.kinds_)
+        return pred if self.band_ is None else band_clip(pred, preds["transfer"], self.band_)
 
     def _draw(self, x: list[Arch], y: np.ndarray, val) -> _Draw:
         """Every seeded split of the cells, drawn once and in this order (``workers=1``
@@ -743,14 +760,10 @@ class AutoPredictor(Predictor):
         fitted, tried = fits.fitted, fits.tried
         #: the choice's predictions of the validation cells, made before they were fitted on:
         #: out-of-sample residuals for a margin (in memory only, like ``candidates_``)
-        held = geometric_blend([fits.val_pred[m] for m in members], weights,
-                               self._floors([fitted[m] for m in members]))
-        if kinds is not None:
-            held = kind_blend(held, fits.val_pred["transfer"],
-                              seen_mask(d.vx, network_keys(d.x)), kinds)
-        if band is not None:
-            held = band_clip(held, fits.val_pred["transfer"], band)
-        self.held_out_ = (list(d.vx), np.asarray(d.vy, dtype=np.float64), held)
+        self.weights_ = dict(zip(members, weights))
+        self.held_out_ = (list(d.vx), np.asarray(d.vy, dtype=np.float64), self._combine(
+            {m: fits.val_pred[m] for m in members}, self._floors([fitted[m] for m in members]),
+            None if kinds is None else seen_mask(d.vx, network_keys(d.x))))
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
         #: and its predictions of the validation cells (out of fold on few cells; in memory
@@ -760,7 +773,6 @@ class AutoPredictor(Predictor):
         #: the choice-stage model of a refitted stochastic member, averaged with its refit
         self.first_ = {m: fitted[m] for m in refit
                        if self.pair and fitted[m].tags.get("stochastic")}
-        self.weights_ = dict(zip(members, weights))
         self.choice_ = {"chosen": members, "weights": weights, "val_log_loss": loss,
                         "criterion": (f"mean |log(pred/true)| out of fold ({CV_FOLDS}-fold) on "
                                       "every cell" if d.cv else
@@ -793,13 +805,9 @@ class AutoPredictor(Predictor):
                                                           self.floor_)
 
     def _predict(self, x: list[Arch]) -> np.ndarray:
-        preds = {label: self._member_predict(label, x) for label in self.members_}
-        pred = geometric_blend(list(preds.values()),
-                               [self.weights_[label] for label in self.members_],
-                               self._floors(list(self.members_.values())))
-        if self.kinds_ is not None:
-            pred = kind_blend(pred, preds["transfer"], seen_mask(x, self.seen_keys_), self.kinds_)
-        return pred if self.band_ is None else band_clip(pred, preds["transfer"], self.band_)
+        return self._combine({label: self._member_predict(label, x) for label in self.members_},
+                             self._floors(list(self.members_.values())),
+                             None if self.kinds_ is None else seen_mask(x, self.seen_keys_))
 
     # ----- persistence --------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:
@@ -863,6 +871,7 @@ __all__ = [
     "geometric_blend",
     "grid_band",
     "grid_blend",
+    "keep_band",
     "kind_blend",
     "network_keys",
     "seen_mask",
