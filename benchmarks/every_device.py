@@ -153,7 +153,9 @@ def choices(results: list[dict]) -> str:
                 continue
             picks.append(" + ".join(f"{m} {w:.2f}" if len(c["chosen"]) > 1 else m
                                     for m, w in zip(c["chosen"], c["weights"]))
-                         + (f", band {c['band']:g}" if c.get("band") is not None else ""))
+                         + (f", band {c['band']:g}" if c.get("band") is not None else "")
+                         + (", transfer {seen:g} seen / {unseen:g} unseen".format(**c["kinds"])
+                            if c.get("kinds") else ""))
         lines.append(f"| {r['device']} | {len(r['runs'])} | {'; '.join(picks)} |")
     return "\n".join(lines)
 

@@ -139,6 +139,8 @@ def evaluate_one(table: LatencyTable, name: str, split: SplitSpec, *, model_seed
         run["choice"] = {"chosen": pred.choice_["chosen"], "weights": pred.choice_["weights"]}
         if pred.choice_.get("band") is not None:  # held within a band of transfer's
             run["choice"]["band"] = pred.choice_["band"]
+        if pred.choice_.get("kinds") is not None:  # transfer weighed apart on seen networks
+            run["choice"]["kinds"] = pred.choice_["kinds"]
         # each candidate's validation scores, so that a choice rule can be replayed from
         # the stored runs without refitting (no test cell is involved in them)
         run["choice"]["val"] = {
