@@ -131,24 +131,18 @@ def _pick(yv, av, tv, hedge: bool, check: bool, margin: float, band: bool = Fals
 
 
 def _pick_kinds(yv, av, tv, seen_v) -> tuple[float, float | None, dict | None]:
-    """Session 21's ``transfer_kinds`` after the band rule, as `auto` picks it: a weight
-    for validation cells whose network is among the training cells and one for the rest,
-    kept if the whole (band included) has the lower validation error."""
+    """Session 21's ``transfer_kinds`` after the band rule, as `auto` picks it
+    (``keep_kinds``): a weight for validation cells whose network is among the training
+    cells and one for the rest, kept if the whole (band included) has the lower
+    validation error."""
     from nasloop.metrics import log_loss
-    from nasloop.predictors.auto import KIND_MIN, _kind_weight, keep_band, kind_blend
-
-    def band(now):
-        return keep_band(yv, now, log_loss(yv, now), tv)
+    from nasloop.predictors.auto import keep_band, keep_kinds
 
     w, _ = _pick(yv, av, tv, False, True, 0.02)
-    b, final = band(_apply(av, tv, w, None))
-    ws, wu = (_kind_weight(yv[m], av[m], tv[m], w) if m.sum() >= KIND_MIN else w
-              for m in (seen_v, ~seen_v))
-    if (ws, wu) == (w, w):
-        return w, b, None
-    kinds = {"seen": ws, "unseen": wu}
-    kb, kf = band(kind_blend(av, tv, seen_v, kinds))
-    return (0.0, kb, kinds) if kf < final else (w, b, None)
+    now = _apply(av, tv, w, None)
+    b, final = keep_band(yv, now, log_loss(yv, now), tv)
+    got = keep_kinds(yv, av, tv, seen_v, w, final)
+    return (w, b, None) if got is None else (0.0, got[1], got[0])
 
 
 def _seen(dev: str, seed: int, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -538,6 +538,35 @@ def test_weights_per_kind_of_network_follow_the_canonical_key():
     np.testing.assert_allclose(out, [2.0, 4.0])
 
 
+def test_weights_per_kind_are_kept_only_when_each_kind_and_the_whole_gain():
+    """keep_kinds gives each kind (of at least KIND_MIN cells) the anchor weight its cells
+    prefer and keeps the pair only if the whole validation loss falls below the one
+    weight's; the check is recorded either way."""
+    from nasloop.metrics import log_loss
+    from nasloop.predictors.auto import KIND_MIN, keep_kinds, kind_blend
+
+    n = 2 * KIND_MIN
+    seen = np.arange(n) < KIND_MIN
+    pred, anchor = np.full(n, 2.0), np.full(n, 4.0)
+    truth = np.where(seen, 2.0, 4.0)  # the choice is right on seen cells, the anchor elsewhere
+    one = log_loss(truth, kind_blend(pred, anchor, seen, {"seen": 0.5, "unseen": 0.5}))
+    rec: dict = {}
+    kinds, band, loss = keep_kinds(truth, pred, anchor, seen, 0.5, one, band=False, record=rec)
+    assert kinds == {"seen": 0.0, "unseen": 0.9} and band is None and loss < one
+    assert rec["kinds_kept"] and rec["seen_cells"] == KIND_MIN
+    # no gain on the whole: refused, and recorded as such
+    rec = {}
+    assert keep_kinds(truth, pred, anchor, seen, 0.5, loss / 2, band=False, record=rec) is None
+    assert rec["kinds_kept"] is False and rec["unseen_weight"] == 0.9
+    # a kind of too few cells keeps the one weight, however its cells lean; with both
+    # kinds at the one weight nothing is proposed
+    few = np.arange(n) < KIND_MIN - 1
+    rec = {}
+    assert keep_kinds(np.where(few, 4.0, 2.0), pred, anchor, few, 0.0, one, band=False,
+                      record=rec) is None
+    assert rec["seen_weight"] == 0.0 and rec["unseen_weight"] == 0.0
+
+
 def test_auto_blends_the_choice_with_transfer_where_validation_says_so(data_dir, tmp_path):
     """On more than transfer_below cells the pretrained model is tried beside the choice
     and kept in a geometric blend when the validation cells prefer it; the blend saves,

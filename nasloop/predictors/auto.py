@@ -30,6 +30,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,34 @@ def kind_blend(pred: np.ndarray, anchor: np.ndarray, seen: np.ndarray,
     return np.exp((1 - w) * np.log(pred) + w * np.log(np.asarray(anchor, dtype=np.float64)))
 
 
+def keep_kinds(vy: np.ndarray, pred: np.ndarray, anchor: np.ndarray, seen: np.ndarray,
+               w0: float, loss: float, band: bool = True, record: dict | None = None
+               ) -> tuple[dict[str, float], float | None, float] | None:
+    """``transfer_kinds``: the anchor's weight in its blend with the choice ``pred`` (its
+    validation prediction), one on the cells whose network is among the training cells
+    (``seen``) and one on the rest, each by :func:`_kind_weight` from the one weight
+    ``w0`` (a kind of fewer than ``KIND_MIN`` cells keeps it), then the band chosen again
+    (``band``). Returns ``(kinds, band, loss)`` when that lowers ``loss``, the validation
+    loss of the one weight with its band, else None; the check is written into
+    ``record``. One rule for ``auto`` and the replay in ``benchmarks/``."""
+    record = {} if record is None else record
+    ws, wu = (_kind_weight(vy[m], pred[m], anchor[m], w0) if m.sum() >= KIND_MIN else w0
+              for m in (seen, ~seen))
+    record.update(seen_cells=int(seen.sum()), seen_weight=ws, unseen_weight=wu,
+                  kinds_kept=False)
+    if (ws, wu) == (w0, w0):
+        return None
+    kinds = {"seen": ws, "unseen": wu}
+    kb, sub = kind_blend(pred, anchor, seen, kinds), {}
+    k_band, k_loss = (keep_band(vy, kb, log_loss(vy, kb), anchor, sub) if band
+                      else (None, log_loss(vy, kb)))
+    record.update(kinds_val_log_loss=k_loss, kinds_kept=k_loss < loss)
+    if k_loss >= loss:
+        return None
+    record.update(sub)  # the band recorded is the one in use
+    return kinds, k_band, k_loss
+
+
 Cells = tuple[list[Arch], np.ndarray]
 
 
@@ -258,6 +287,11 @@ class _Draw:
     refit_early: tuple[Cells, Cells] | None
     cv: bool
     rng: np.random.Generator
+
+    @cached_property
+    def val_seen(self) -> np.ndarray:
+        """Which validation cells are networks among the choice's training cells."""
+        return seen_mask(self.vx, network_keys(self.x))
 
 
 @dataclass
@@ -518,18 +552,10 @@ class AutoPredictor(Predictor):
         band, final = self._band(d.vy, *((blended, best) if kept else (chosen, loss)), tv, check)
         kinds = None
         if self.transfer_kinds:  # one weight for seen networks, one for the rest
-            seen = seen_mask(d.vx, network_keys(d.x))
-            ws, wu = (_kind_weight(d.vy[m], chosen[m], tv[m], w0) if m.sum() >= KIND_MIN
-                      else w0 for m in (seen, ~seen))
-            check.update(seen_cells=int(seen.sum()), seen_weight=ws, unseen_weight=wu,
-                         kinds_kept=False)
-            if (ws, wu) != (w0, w0):
-                kb, sub = kind_blend(chosen, tv, seen, {"seen": ws, "unseen": wu}), {}
-                k_band, k_final = self._band(d.vy, kb, log_loss(d.vy, kb), tv, sub)
-                check.update(kinds_val_log_loss=k_final, kinds_kept=k_final < final)
-                if k_final < final:  # the band recorded is the one in use
-                    kinds, band, final = {"seen": ws, "unseen": wu}, k_band, k_final
-                    check.update(sub)
+            got = keep_kinds(d.vy, chosen, tv, d.val_seen, w0, final, self.transfer_band,
+                             check)
+            if got is not None:
+                kinds, band, final = got
         if kinds is not None:  # transfer weighs per cell; its member weight is 0
             return [*members, label], [*weights, 0.0], final, check, band, kinds
         if kept:
@@ -763,7 +789,7 @@ class AutoPredictor(Predictor):
         self.weights_ = dict(zip(members, weights))
         self.held_out_ = (list(d.vx), np.asarray(d.vy, dtype=np.float64), self._combine(
             {m: fits.val_pred[m] for m in members}, self._floors([fitted[m] for m in members]),
-            None if kinds is None else seen_mask(d.vx, network_keys(d.x))))
+            None if kinds is None else d.val_seen))
         #: every candidate as scored on validation (in memory only: benchmarks score them)
         self.candidates_ = dict(fitted)
         #: and its predictions of the validation cells (out of fold on few cells; in memory
