@@ -155,7 +155,9 @@ def choices(results: list[dict]) -> str:
                                     for m, w in zip(c["chosen"], c["weights"]))
                          + (f", band {c['band']:g}" if c.get("band") is not None else "")
                          + (", transfer {seen:g} seen / {unseen:g} unseen".format(**c["kinds"])
-                            if c.get("kinds") else ""))
+                            if c.get("kinds") else "")
+                         + (f", refit dropped: {', '.join(c['refit_dropped'])}"
+                            if c.get("refit_dropped") else ""))
         lines.append(f"| {r['device']} | {len(r['runs'])} | {'; '.join(picks)} |")
     return "\n".join(lines)
 

@@ -541,6 +541,14 @@ def _choice_table(choice: dict) -> Table:
                           f"validation log-loss {tc['band_val_log_loss']:.4f}, "
                           f"{tc['band_within']} cells within 10 %")
         t.caption += " (--set transfer_blend=false skips it)"
+    for label, r in choice["tried"].items():
+        rc = r.get("refit_check") or {}
+        if rc and not rc["kept"]:
+            t.caption = ((t.caption + "; ") if t.caption else "") + (
+                f"{label}'s refit on every labelled cell fitted them worse (log-loss "
+                f"{rc['labelled_log_loss']:.4f}) than its first fit predicted the validation "
+                f"cells ({rc['val_log_loss']:.4f}): the first fit is used alone "
+                "(--set refit_check=false keeps the refit)")
     return t
 
 

@@ -141,6 +141,10 @@ def evaluate_one(table: LatencyTable, name: str, split: SplitSpec, *, model_seed
             run["choice"]["band"] = pred.choice_["band"]
         if pred.choice_.get("kinds") is not None:  # transfer weighed apart on seen networks
             run["choice"]["kinds"] = pred.choice_["kinds"]
+        dropped = [label for label, row in pred.choice_.get("tried", {}).items()
+                   if isinstance(row, dict) and (row.get("refit_check") or {}).get("kept") is False]
+        if dropped:  # members whose refit failed: their choice-stage model predicts alone
+            run["choice"]["refit_dropped"] = dropped
         # each candidate's validation scores, so that a choice rule can be replayed from
         # the stored runs without refitting (no test cell is involved in them)
         run["choice"]["val"] = {

@@ -457,6 +457,55 @@ def test_auto_drops_a_blend_that_costs_cells_within_10_percent(monkeypatch):
     assert sorted(near.choice_["chosen"]) == ["partner", "step"]
 
 
+class _RefitBreaks(_Biased):
+    """A stochastic, iterative stand-in that is 2 % off when fitted on up to ``ok_upto``
+    cells and 3x off when fitted on more: a refit that failed to train."""
+
+    tags = {"stochastic": True, "iterative": True}
+
+    def __init__(self, *, ok_upto: int = 10**9):
+        self.ok_upto = ok_upto
+
+    def _fit(self, x, y, val, progress):
+        super()._fit(x, y, val, progress)
+        self.factor = 1.02 if len(x) <= self.ok_upto else 3.0
+
+
+def test_a_refit_that_fits_its_own_cells_worse_than_the_first_fit_predicted_is_dropped(
+        monkeypatch):
+    """refit_check: a stochastic member's refit on every labelled cell that fits them
+    worse than its choice-stage model predicted the validation cells is dropped, and the
+    choice-stage model predicts alone (no pair); a sound refit is kept and paired; the
+    check is recorded, printed, and refit_check=false keeps the failed refit."""
+    from nasloop.cli import _choice_table
+    from nasloop.predictors import registry
+
+    monkeypatch.setitem(registry._REGISTRY, "refit_breaks_test", _RefitBreaks)
+    monkeypatch.setattr("nasloop.predictors.auto.DEFAULT_CANDIDATES",
+                        {"net": ("refit_breaks_test", {})})
+    table = _additive_table()
+    tr, va, _ = split_cells(table, 200, 60, 0)
+    def fit(**kw):
+        return create_predictor("auto", candidates=["net"], workers=1, candidate_params={
+            "net": {"ok_upto": 200}}, **kw).fit(tr, table.lookup(tr), val=(va, table.lookup(va)))
+
+    p = fit()  # the choice fits on 180 cells, the refit on 234 (every labelled cell less a tenth)
+    rc = p.choice_["tried"]["net"]["refit_check"]
+    assert rc["kept"] is False and rc["labelled_log_loss"] > rc["val_log_loss"]
+    assert p.first_ == {} and p.choice_["paired"] == []
+    np.testing.assert_allclose(p.predict(va) / table.lookup(va), 1.02)
+    assert "the first fit is used alone" in str(_choice_table(p.choice_).caption)
+    kept = fit(refit_check=False)  # the failed refit stays, paired with the first fit
+    assert "refit_check" not in kept.choice_["tried"]["net"]
+    np.testing.assert_allclose(kept.predict(va) / table.lookup(va), np.sqrt(1.02 * 3.0))
+    monkeypatch.setattr("nasloop.predictors.auto.DEFAULT_CANDIDATES",
+                        {"net": ("refit_breaks_test", {})})
+    sound = create_predictor("auto", candidates=["net"], workers=1).fit(
+        tr, table.lookup(tr), val=(va, table.lookup(va)))
+    assert sound.choice_["tried"]["net"]["refit_check"]["kept"] is True
+    assert sound.choice_["paired"] == ["net"]
+
+
 def test_the_choice_table_says_why_transfer_was_kept_beside_a_leader():
     """fit-predictor's choice table explains a transfer_share blend (a candidate with a
     worse validation score got half the weight) and stays silent otherwise."""
