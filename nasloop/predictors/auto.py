@@ -831,7 +831,7 @@ class AutoPredictor(Predictor):
         choice-stage model predicted the validation cells, which that model never saw.
         A sound refit fits its own cells better than a model predicts unseen ones; one
         that does not stopped or diverged early (session 22: a `gcn_plus` refit on
-        edgetpu_large scored 0.375 there against 0.228, and 50.6 % of the test cells
+        edgetpu_large scored 0.318 there against 0.228, and 50.6 % of the test cells
         within 10 % against the choice-stage model's 66.3). Such a member keeps its
         choice-stage model alone. The check is recorded in ``tried``."""
         failed = []
