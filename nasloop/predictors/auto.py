@@ -827,8 +827,9 @@ class AutoPredictor(Predictor):
 
     def _failed_refits(self, d: _Draw, refit: dict[str, Predictor], fits: _Fits) -> list[str]:
         """The stochastic members whose refit failed to train (``refit_check``): it fits
-        the labelled cells, nine tenths of which it trained on, worse than the
-        choice-stage model predicted the validation cells, which that model never saw.
+        the labelled cells, nine tenths of which it trained on (all with ``refit_all``),
+        worse than the choice-stage model predicted the validation cells, which that
+        model never saw.
         A sound refit fits its own cells better than a model predicts unseen ones; one
         that does not stopped or diverged early (session 22: a `gcn_plus` refit on
         edgetpu_large scored 0.318 there against 0.228, and 50.6 % of the test cells
