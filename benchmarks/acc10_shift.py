@@ -29,15 +29,12 @@ MARGINS = (1, 2, 3, 5)
 KEYS = ("acc_1", "acc_5", "acc_10")
 
 
-def _within(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    return np.abs(p - y) / y < 0.1
-
-
 def replay(cache: Path, devices: set[str] | None, split: str) -> list[dict]:
     """One row per recorded run: the shift the validation cells pick, how many more of
     them it puts within 10 %, and the test metrics with no shift (margin 0) and with the
     shift kept on each margin."""
-    from nasloop.metrics import latency_metrics
+    from nasloop.metrics import latency_metrics, within
+    from nasloop.predictors.auto import ACC_BOUND
 
     rows = []
     for f in sorted(cache.glob("*.npz")):
@@ -53,8 +50,8 @@ def replay(cache: Path, devices: set[str] | None, split: str) -> list[dict]:
         sv, st = _seen(dev, int(seed), split)
         w, b, kinds = _pick_kinds(yv, av, tv, sv)  # `auto` as adopted (session 21)
         pv, pt = _apply(av, tv, w, b, kinds, sv), _apply(at, tt, w, b, kinds, st)
-        n0 = int(_within(yv, pv).sum())
-        n, _, d = max((int(_within(yv, pv * np.exp(-s)).sum()), -abs(s), float(s))
+        n0 = int(within(yv, pv, ACC_BOUND).sum())
+        n, _, d = max((int(within(yv, pv * np.exp(-s), ACC_BOUND).sum()), -abs(s), float(s))
                       for s in SHIFTS)
         row = {"device": dev, "seed": int(seed), "shift": d, "gain": n - n0,
                0: latency_metrics(yt, pt)}
