@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from .space import Arch, arch_index, canonical_representatives
+from .space import Arch, network_ids
 
 
 def latency_metrics(true_ms: np.ndarray, pred_ms: np.ndarray) -> dict[str, float]:
@@ -48,9 +48,7 @@ def class_log_loss(archs: Sequence[Arch], true_ms: np.ndarray, pred_ms: np.ndarr
     (the grouped split) can hold one class of 30 cells among 26-62 classes; per cell, that
     one network would weigh a third of the score."""
     err = _log_errors(true_ms, pred_ms)
-    reps = canonical_representatives()
-    keys = np.array([int(reps[arch_index(a)]) for a in archs])
-    _, inv = np.unique(keys, return_inverse=True)
+    _, inv = np.unique(network_ids(archs), return_inverse=True)
     return float(np.mean(np.bincount(inv, weights=err) / np.bincount(inv)))
 
 

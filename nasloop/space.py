@@ -249,3 +249,10 @@ def canonical_representatives() -> np.ndarray:
         reps[i] = first.setdefault(arch.canonical_key(), i)
     reps.flags.writeable = False
     return reps
+
+
+def network_ids(archs: Iterable[Arch]) -> np.ndarray:
+    """Each cell's network: the index of the first cell with its canonical key, one per
+    cell. Cells with one id are isomorphs, one network once dead ops are removed."""
+    reps = canonical_representatives()
+    return np.array([int(reps[arch_index(a)]) for a in archs], dtype=np.int64)

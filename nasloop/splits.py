@@ -20,7 +20,7 @@ import numpy as np
 from .data.tables import LatencyTable
 from .errors import ConfigError
 from .predictors import Predictor, create_predictor
-from .space import Arch, arch_index, canonical_representatives
+from .space import Arch, network_ids
 
 SPLITS = ("random", "grouped")
 
@@ -56,10 +56,9 @@ def split_cells(table: LatencyTable, train: int, val: int, seed: int, kind: str 
         perm = rng.permutation(len(cells))
         pick = lambda idx: [cells[i] for i in idx]  # noqa: E731
         return pick(perm[:train]), pick(perm[train:train + val]), pick(perm[train + val:])
-    reps = canonical_representatives()
     groups: dict[int, list[Arch]] = {}
-    for a in cells:
-        groups.setdefault(int(reps[arch_index(a)]), []).append(a)
+    for a, key in zip(cells, network_ids(cells)):
+        groups.setdefault(int(key), []).append(a)
     order = [groups[k] for k in sorted(groups)]
     sides: list[list[Arch]] = [[], [], []]
     wants = (train, val)

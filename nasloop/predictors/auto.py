@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..metrics import class_log_loss, latency_metrics, log_loss, within
-from ..space import Arch, arch_index, canonical_representatives
+from ..space import Arch, network_ids
 from .base import Predictor, _num, cross_val_predict, load_json_state, save_json_state
 from .pool import FitJob, default_workers, fit_all, quick_fits, side_by_side
 from .registry import create_predictor, register_predictor
@@ -225,14 +225,12 @@ def _kind_weight(vy: np.ndarray, pred: np.ndarray, anchor: np.ndarray, w0: float
 
 def network_keys(x: list[Arch]) -> set[int]:
     """The networks among ``x``: each cell's isomorphism class (canonical key)."""
-    reps = canonical_representatives()
-    return {int(reps[arch_index(a)]) for a in x}
+    return set(network_ids(x).tolist())
 
 
 def seen_mask(x: list[Arch], keys: set[int]) -> np.ndarray:
     """Which cells of ``x`` are networks among ``keys``."""
-    reps = canonical_representatives()
-    return np.array([int(reps[arch_index(a)]) in keys for a in x], dtype=bool)
+    return np.isin(network_ids(x), np.fromiter(keys, dtype=np.int64, count=len(keys)))
 
 
 def kind_blend(pred: np.ndarray, anchor: np.ndarray, seen: np.ndarray,
