@@ -147,7 +147,7 @@ def main() -> None:
                 table.add_row(dev, args.split, str(seed), r["model"], f"{r['acc_1']:.1f}",
                               f"{r['acc_5']:.1f}", f"{r['acc_10']:.1f}",
                               f"{r['spearman']:.4f}", extra, f"{r['fit_s']:.0f}")
-    Console().print(table)
+    Console(width=max(Console().width, 160)).print(table)
 
 
 if __name__ == "__main__":
