@@ -14,10 +14,13 @@ Two modes, each fitted on the seeded split (900 / 100 / rest):
   recipe with the usual base and with ``transfer`` as base; test metrics, and acc_10 by
   the number of dead edges that are not ``none`` (0-3);
 * ``--mode auto``: the default `auto` with a seventh candidate ``gcn_transfer``
-  (``gcn_plus``, ``ema=10``, on ``transfer``'s residual).
+  (``gcn_plus``, ``ema=10``, on ``transfer``'s residual);
+* ``--mode swap``: the default `auto` with ``gcn_residual``'s base swapped from the linear
+  model to ``transfer`` (same recipe, same number of candidates).
 
     python benchmarks/gcn_on_transfer.py --mode alone --devices desktop_gpu --split grouped
     python benchmarks/gcn_on_transfer.py --mode auto --devices desktop_gpu,desktop_cpu --split grouped
+    python benchmarks/gcn_on_transfer.py --mode swap --devices help_silver_4114 --split random
 """
 from __future__ import annotations
 
@@ -90,7 +93,7 @@ def alone(dev: str, split: str, seed: int) -> list[dict]:
     return rows
 
 
-def with_auto(dev: str, split: str, seed: int) -> list[dict]:
+def with_auto(dev: str, split: str, seed: int, swap: bool = False) -> list[dict]:
     from nasloop.data import load_device
     from nasloop.metrics import latency_metrics
     from nasloop.predictors import auto
@@ -98,11 +101,17 @@ def with_auto(dev: str, split: str, seed: int) -> list[dict]:
 
     cands = dict(auto.DEFAULT_CANDIDATES)
     pre = fair_params("transfer", dev, {})["pretrained"]
-    order = [k for k in cands if k != "gcn_gated"]
-    auto.DEFAULT_CANDIDATES.clear()  # gcn_transfer before gcn_gated, as measured
-    auto.DEFAULT_CANDIDATES.update({k: cands[k] for k in order})
-    auto.DEFAULT_CANDIDATES["gcn_transfer"] = ("gcn_on_transfer", {"ema": 10, "pretrained": pre})
-    auto.DEFAULT_CANDIDATES["gcn_gated"] = cands["gcn_gated"]
+    if swap:  # gcn_residual's recipe, its base transfer instead of the linear model
+        params = {k: v for k, v in cands["gcn_residual"][1].items() if k != "base"}
+        auto.DEFAULT_CANDIDATES["gcn_residual"] = ("gcn_on_transfer",
+                                                   {**params, "pretrained": pre})
+    else:
+        order = [k for k in cands if k != "gcn_gated"]
+        auto.DEFAULT_CANDIDATES.clear()  # gcn_transfer before gcn_gated, as measured
+        auto.DEFAULT_CANDIDATES.update({k: cands[k] for k in order})
+        auto.DEFAULT_CANDIDATES["gcn_transfer"] = ("gcn_on_transfer",
+                                                   {"ema": 10, "pretrained": pre})
+        auto.DEFAULT_CANDIDATES["gcn_gated"] = cands["gcn_gated"]
     try:
         t = load_device(dev)
         t0 = time.perf_counter()
@@ -110,7 +119,7 @@ def with_auto(dev: str, split: str, seed: int) -> list[dict]:
         secs = time.perf_counter() - t0
         te = split_cells(t, 900, 100, seed, split)[2]
         c = p.choice_
-        return [{"device": dev, "split": split, "seed": seed, "model": "auto + gcn_transfer",
+        return [{"device": dev, "split": split, "seed": seed, "model": "auto, gcn_residual on transfer" if swap else "auto + gcn_transfer",
                  "fit_s": secs, **latency_metrics(t.lookup(te), p.predict(te)),
                  "chosen": c["chosen"], "weights": c["weights"],
                  "val_log_loss_by_candidate": {k: v.get("val_log_loss")
@@ -125,13 +134,14 @@ def main() -> None:
     from rich.table import Table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("alone", "auto"), default="alone")
+    ap.add_argument("--mode", choices=("alone", "auto", "swap"), default="alone")
     ap.add_argument("--devices", default="desktop_gpu")
     ap.add_argument("--split", choices=("random", "grouped"), default="grouped")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--out", type=Path, help="append one JSON line per row")
     args = ap.parse_args()
-    run = alone if args.mode == "alone" else with_auto
+    run = {"alone": alone, "auto": with_auto,
+           "swap": lambda d, sp, se: with_auto(d, sp, se, swap=True)}[args.mode]
     table = Table("device", "split", "seed", "model", "acc_1", "acc_5", "acc_10", "Spearman",
                   "acc_10 by dead edges 0/1/2/3" if args.mode == "alone" else "chosen",
                   "fit s")
