@@ -194,9 +194,10 @@ def pretrained_without(table: str, data_dir: str | Path | None = None,
     if table not in {s.get("name") for s in default.meta.get("sources", [])}:
         return None
     root = resolve_data_dir(data_dir, required=False)
-    if root is None or table not in {d.name for d in available_devices(root)}:
+    devices = available_devices(root) if root is not None else []
+    if table not in {d.name for d in devices}:
         return None
-    digest = _cache_key(root, f"without:{table}")
+    digest = _cache_key(root, f"without:{table}", devices)
     path = cache_dir() / f"transfer-without-{table}-{digest}.npz"
     if not path.is_file():
         if digest not in _WITHOUT:
@@ -214,11 +215,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nasloop"
 
 
-def _cache_key(root: Path, extra: str = "") -> str:
+def _cache_key(root: Path, extra: str = "", devices: list | None = None) -> str:
     """A cached model's key: every source file's path, size and mtime (new or changed
-    tables give a fresh model), the version and the ranks, and ``extra``."""
+    tables give a fresh model), the version and the ranks, and ``extra``. ``devices``:
+    ``available_devices(root)`` where the caller has scanned it already."""
     key = hashlib.sha1()
-    for d in available_devices(root):
+    for d in available_devices(root) if devices is None else devices:
         f = Path(d.relpath) if Path(d.relpath).is_absolute() else root / d.relpath
         st = f.stat()
         key.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns};".encode())
