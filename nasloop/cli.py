@@ -504,6 +504,8 @@ def _warn_seen_in_pretraining(device: str, predictor: str) -> None:
 
 def _choice_table(choice: dict) -> Table:
     """What ``auto`` tried, scored on validation cells, and what it kept."""
+    from .predictors.auto import refit_dropped
+
     chosen = dict(zip(choice["chosen"], choice["weights"]))
     t = Table(title=f"auto: validation scores on {choice['val_cells']} cells "
                     f"(lower log-loss is better)")
@@ -541,14 +543,12 @@ def _choice_table(choice: dict) -> Table:
                           f"validation log-loss {tc['band_val_log_loss']:.4f}, "
                           f"{tc['band_within']} cells within 10 %")
         t.caption += " (--set transfer_blend=false skips it)"
-    for label, r in choice["tried"].items():
-        rc = r.get("refit_check") or {}
-        if rc and not rc["kept"]:
-            t.caption = ((t.caption + "; ") if t.caption else "") + (
-                f"{label}'s refit on every labelled cell fitted them worse (log-loss "
-                f"{rc['labelled_log_loss']:.4f}) than its first fit predicted the validation "
-                f"cells ({rc['val_log_loss']:.4f}): the first fit is used alone "
-                "(--set refit_check=false keeps the refit)")
+    for label, rc in refit_dropped(choice).items():
+        t.caption = ((t.caption + "; ") if t.caption else "") + (
+            f"{label}'s refit on every labelled cell fitted them worse (log-loss "
+            f"{rc['labelled_log_loss']:.4f}) than its first fit predicted the validation "
+            f"cells ({rc['val_log_loss']:.4f}): the first fit is used alone "
+            "(--set refit_check=false keeps the refit)")
     return t
 
 

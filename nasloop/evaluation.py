@@ -21,6 +21,7 @@ from .data.tables import LatencyTable
 from .errors import ConfigError
 from .metrics import latency_metrics
 from .predictors import get_predictor_class
+from .predictors.auto import refit_dropped
 from .predictors.registry import checked_predictor
 from .space import all_archs
 from .splits import SPLITS, SplitSpec, fit_on_split, split_cells
@@ -141,8 +142,7 @@ def evaluate_one(table: LatencyTable, name: str, split: SplitSpec, *, model_seed
             run["choice"]["band"] = pred.choice_["band"]
         if pred.choice_.get("kinds") is not None:  # transfer weighed apart on seen networks
             run["choice"]["kinds"] = pred.choice_["kinds"]
-        dropped = [label for label, row in pred.choice_.get("tried", {}).items()
-                   if isinstance(row, dict) and (row.get("refit_check") or {}).get("kept") is False]
+        dropped = list(refit_dropped(pred.choice_))
         if dropped:  # members whose refit failed: their choice-stage model predicts alone
             run["choice"]["refit_dropped"] = dropped
         # each candidate's validation scores, so that a choice rule can be replayed from

@@ -6,11 +6,11 @@ import pytest
 
 from nasloop.data.tables import LatencyTable
 from nasloop.errors import ConfigError
-from nasloop.evaluation import Protocol, evaluate_predictors
+from nasloop.evaluation import Protocol, evaluate_one, evaluate_predictors
 from nasloop.predictors import Predictor, create_predictor, load_predictor, register_predictor
 from nasloop.predictors.features import onehot
 from nasloop.space import all_archs, arch_index, canonical_representatives
-from nasloop.splits import split_cells
+from nasloop.splits import SplitSpec, split_cells
 
 FAST_GCN = {"hidden": 32, "epochs": 6, "batch_size": 16, "lr": 3e-3}
 FAST = {"candidate_params": {"xgboost": {"n_estimators": 50}, "gcn_plus": FAST_GCN,
@@ -499,6 +499,9 @@ def test_a_refit_that_fits_its_own_cells_worse_than_the_first_fit_predicted_is_d
     assert p.first_ == {} and p.choice_["paired"] == []
     np.testing.assert_allclose(p.predict(va) / table.lookup(va), 1.02)
     assert "the first fit is used alone" in str(_choice_table(p.choice_).caption)
+    run = evaluate_one(table, "auto", SplitSpec(200, 60, 0), model_seed=0, params={
+        "candidates": ["net"], "workers": 1, "candidate_params": {"net": {"ok_upto": 200}}})
+    assert run["choice"]["refit_dropped"] == ["net"]  # what evaluate records for benchmarks
     kept = fit(refit_check=False)  # the failed refit stays, paired with the first fit
     assert "refit_check" not in kept.choice_["tried"]["net"]
     np.testing.assert_allclose(kept.predict(va) / table.lookup(va), np.sqrt(1.02 * 3.0))

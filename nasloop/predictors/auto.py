@@ -211,6 +211,14 @@ def keep_band(vy: np.ndarray, now: np.ndarray, now_loss: float, anchor: np.ndarr
     return (band, b_loss) if b_kept else (None, now_loss)
 
 
+def refit_dropped(choice: dict) -> dict[str, dict]:
+    """The members of a fitted ``choice_`` whose refit ``refit_check`` dropped (their
+    choice-stage model predicts alone), each with its check: read by ``evaluate`` and the
+    CLI's table from this one place."""
+    return {label: row["refit_check"] for label, row in choice.get("tried", {}).items()
+            if isinstance(row, dict) and (row.get("refit_check") or {}).get("kept") is False}
+
+
 def _kind_weight(vy: np.ndarray, pred: np.ndarray, anchor: np.ndarray, w0: float) -> float:
     """The anchor's weight for one kind of cells: the lowest log loss on the grid (0
     included), kept if it beats ``w0`` there by ``BLEND_MARGIN`` and leaves as many cells
