@@ -48,10 +48,14 @@ def _score(arch: str) -> float:
     return (zlib.crc32(arch.encode()) % 10_000) / 100
 
 
-def _logged(log: Path, sleep_s: float):
+def _logged(log: Path, sleep_s: float, hang: Path | None = None):
     def f(arch: str, seed: int = 0) -> float:
         with open(log, "a") as fh:
             fh.write(f"start {os.getpid()} {arch}\n")
+        if hang is not None and hang.exists() and hang.read_text() == str(os.getpid()):
+            with open(log, "a") as fh:
+                fh.write(f"hang {os.getpid()} {arch}\n")
+            time.sleep(600)  # the process named in ``hang`` stays inside this evaluation
         time.sleep(sleep_s)
         with open(log, "a") as fh:
             fh.write(f"done {os.getpid()} {arch}\n")
@@ -64,8 +68,9 @@ def _classes(archs) -> list[int]:
     return [int(reps[arch_index(Arch.parse(a))]) for a in archs]
 
 
-def _start_workers(table, url, name, n, trials, log, sleep_s, heartbeat=1, sampler="random"):
-    obj = UserObjective(_logged(log, sleep_s), "tests:logged")
+def _start_workers(table, url, name, n, trials, log, sleep_s, heartbeat=1, sampler="random",
+                   hang=None):
+    obj = UserObjective(_logged(log, sleep_s, hang), "tests:logged")
 
     def work():
         run_search(table, BUDGET, TableOracle(table), obj, trials=trials, objective=obj.label,
@@ -103,20 +108,25 @@ def test_workers_share_a_study_without_duplicates_or_overshoot(table, url, tmp_p
 
 @pytest.mark.parametrize("url", STORAGES, indirect=True)
 def test_a_worker_killed_mid_trial_is_retried_and_nothing_finished_is_lost(table, url, tmp_path):
-    name, log = f"k-{uuid.uuid4().hex[:8]}", tmp_path / "calls.log"
+    name, log, hang = f"k-{uuid.uuid4().hex[:8]}", tmp_path / "calls.log", tmp_path / "hang"
     # evaluations of 0.5 s: after the kill the survivors have more work left than the
     # heartbeat's grace (3 s), also on a loaded 2-core machine
-    procs = _start_workers(table, url, name, 3, 18, log, 0.5, heartbeat=1)
+    procs = _start_workers(table, url, name, 3, 18, log, 0.5, heartbeat=1, hang=hang)
     victim = procs[0].pid
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill it inside an evaluation, after a few are done
+    while time.monotonic() < deadline and not hang.exists():  # after a few are done,
         lines = log.read_text().splitlines() if log.exists() else []
-        mine = [ln.split()[0] for ln in lines if ln.split()[1] == str(victim)]
-        if len(lines) >= 8 and mine and mine[-1] == "start":
+        if len(lines) >= 8:
+            hang.write_text(str(victim))  # its next evaluation does not return
+        time.sleep(0.02)
+    while time.monotonic() < deadline:
+        if f"hang {victim} " in log.read_text():
             break
         time.sleep(0.02)
+    else:
+        pytest.fail("the victim never started another evaluation")
     _, before = _complete(url, name)
-    os.kill(victim, signal.SIGKILL)
+    os.kill(victim, signal.SIGKILL)  # inside an evaluation: its trial is running and claimed
     for p in procs[1:]:
         p.join(120)
     assert procs[1].exitcode == 0 and procs[2].exitcode == 0
@@ -131,6 +141,83 @@ def test_a_worker_killed_mid_trial_is_retried_and_nothing_finished_is_lost(table
     assert len(failed) == 1 and failed[0].user_attrs.get("arch")  # the killed one, by heartbeat
     retried = [t for t in study.get_trials(deepcopy=False) if "failed_trial" in t.system_attrs]
     assert retried and retried[0].params == failed[0].params  # its cell was asked again
+
+
+def test_a_live_trial_failed_by_another_worker_does_not_stop_its_worker(table, tmp_path):
+    # what another worker's heartbeat check does to a trial it thinks is dead: fail it and
+    # enqueue its cell again; the worker still evaluating it must go on, not crash on tell
+    url, calls = f"journal:{tmp_path / 's.log'}", []
+
+    def reaped_once(arch: str) -> float:
+        calls.append(arch)
+        if len(calls) == 3:
+            other = optuna.load_study(study_name="s", storage=shared_storage(url))
+            (t,) = [t for t in other.get_trials(deepcopy=False)
+                    if t.state == optuna.trial.TrialState.RUNNING]
+            other.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            other._storage.get_failed_trial_callback()(other, other._storage.get_trial(t._trial_id))
+        return _score(arch)
+
+    obj = UserObjective(reaped_once, "tests:reaped")
+    r = run_search(table, BUDGET, TableOracle(table), obj, trials=8, objective=obj.label,
+                   storage=url, study_name="s")
+    assert r.trials == 8
+    study = optuna.load_study(study_name="s", storage=shared_storage(url))
+    trials = study.get_trials(deepcopy=False)
+    (failed,) = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed.user_attrs["arch"] == calls[2] and ERROR_ATTR not in failed.user_attrs
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed.number]
+    assert [t.state for t in retried] == [optuna.trial.TrialState.COMPLETE]
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 8
+
+
+def test_workers_survive_a_journal_lock_left_by_a_killed_worker(table, tmp_path):
+    # the CI failure of session 24: a worker killed while it held the journal's file lock
+    # stops everyone for the lock's grace (30 s); afterwards no live trial may be failed
+    name, log = "stall", tmp_path / "calls.log"
+    url = f"journal:{tmp_path / 'study.log'}"
+    procs = _start_workers(table, url, name, 2, 16, log, 0.5, heartbeat=1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not log.exists()
+                                           or len(log.read_text().splitlines()) < 6):
+        time.sleep(0.02)
+    os.symlink(tmp_path / "study.log", tmp_path / "study.log.lock")  # Optuna's symlink lock
+    for p in procs:
+        p.join(150)
+    assert [p.exitcode for p in procs] == [0, 0]
+    study, complete = _complete(url, name)
+    assert len(complete) == 16
+    assert not [t for t in study.get_trials(deepcopy=False)
+                if t.state == optuna.trial.TrialState.FAIL]
+
+
+def test_journal_heartbeat_is_watched_so_a_stall_of_every_worker_fails_no_live_trial(
+        tmp_path, monkeypatch):
+    from nasloop.search import shared
+
+    clock = [1000.0]
+    monkeypatch.setattr(shared.time, "monotonic", lambda: clock[0])
+    storage = shared_storage(f"journal:{tmp_path / 's.log'}", heartbeat=1)  # grace 3 s
+    study = optuna.create_study(storage=storage, study_name="s")
+    live, dead = study.ask(), study.ask()
+    for t in (live, dead):
+        storage.record_heartbeat(t._trial_id)
+
+    def stale_after(seconds: float, beat_live: bool = True) -> list[int]:
+        clock[0] += seconds
+        if beat_live:
+            storage.record_heartbeat(live._trial_id)
+        return storage._get_stale_trial_ids(study._study_id)
+
+    assert stale_after(0, beat_live=False) == []  # first look: nothing seen yet
+    # the journal's lock held by a killed worker stops everyone, heartbeats included, for
+    # 30 s; the first look after it must not call the live trial (or even the dead one) stale
+    assert stale_after(30, beat_live=False) == []
+    assert stale_after(0.5) == []  # the live worker beats again once the lock is free
+    looks = [stale_after(0.5) for _ in range(8)]  # 4 s more, the dead trial silent throughout
+    assert looks[-1] == [dead._trial_id] and all(live._trial_id not in x for x in looks)
+    # silence counted: the stall as one interval (1 s), then 0.5 s a look: 3.5 s > 3 s at look 4
+    assert looks.index([dead._trial_id]) == 3
 
 
 def test_objective_failures_are_recorded_not_fatal_and_not_retried(table):

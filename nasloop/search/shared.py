@@ -4,8 +4,9 @@ Both get a heartbeat: every running trial records one every ``heartbeat`` second
 trial silent for ``GRACE_FACTOR`` times that (its worker was killed, its machine lost) is
 failed by the next worker that looks, and retried (Optuna's ``RetryFailedTrialCallback``
 enqueues its cell again). Optuna's RDB storage has this built in; its journal storage has
-not, so :class:`HeartbeatJournalStorage` adds it, with the heartbeat as a system attribute
-(wall-clock time: machines sharing a journal file need synchronised clocks, as for NFS).
+not, so :class:`HeartbeatJournalStorage` adds it, with the heartbeat as a system attribute.
+A journal worker calls a trial stale when it has *watched* the heartbeat stay unchanged for
+the grace period, not by comparing clocks (see :meth:`HeartbeatJournalStorage._get_stale_trial_ids`).
 """
 from __future__ import annotations
 
@@ -131,6 +132,8 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         self._grace_period = grace_period if grace_period is not None else (
             GRACE_FACTOR * heartbeat_interval if heartbeat_interval else None)
         self._stale_callback = stale_trial_callback
+        #: study id -> trial id -> (heartbeat seen, monotonic time of that look, silence so far)
+        self._watched: dict[int, dict[int, tuple[object, float, float]]] = {}
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
@@ -139,16 +142,35 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             pass
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Running trials whose heartbeat this process has watched stay unchanged for the
+        grace period.
+
+        Why watched, not compared with the clock: a worker killed while it holds the
+        journal's file lock stops every process for the lock's own grace (30 s), heartbeat
+        threads included. Compared with the clock, every live trial then looks stale at
+        once, and a live worker's finished evaluation is thrown away. So silence is summed
+        over this process's looks, each gap between two looks counting for at most one
+        heartbeat interval (a stall counts as one interval, however long); machines sharing
+        the file need no synchronised clocks either.
+        """
         if not self._grace_period:
             return []
-        now = time.time()
-        stale = []
-        for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            last = t.system_attrs.get(_HEARTBEAT_ATTR)
-            if last is None:
-                last = t.datetime_start.timestamp() if t.datetime_start else now
-            if now - float(last) > self._grace_period:
+        trials = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        now = time.monotonic()
+        step = float(self._heartbeat_interval or self._grace_period)
+        before = self._watched.get(study_id, {})
+        watched, stale = {}, []
+        for t in trials:
+            beat = t.system_attrs.get(_HEARTBEAT_ATTR)
+            silent = 0.0
+            if t._trial_id in before:
+                last_beat, last_look, last_silent = before[t._trial_id]
+                if last_beat == beat:
+                    silent = last_silent + min(now - last_look, step)
+            watched[t._trial_id] = (beat, now, silent)
+            if silent > self._grace_period:
                 stale.append(t._trial_id)
+        self._watched[study_id] = watched
         return stale
 
     def get_heartbeat_interval(self) -> int | None:

@@ -153,6 +153,7 @@ def optimize_shared(study: optuna.Study, space: FeasibleSpace, acc_of: Callable[
     from .study import _GracefulSigint
 
     mine: set[int] = set()
+    returned: set[int] = set()  # trials whose evaluation gave a value
     failures: list[str] = []
 
     def objective(trial: optuna.Trial):
@@ -177,6 +178,7 @@ def optimize_shared(study: optuna.Study, space: FeasibleSpace, acc_of: Callable[
         except ObjectiveFailed as e:
             trial.set_user_attr(ERROR_ATTR, str(e))
             raise
+        returned.add(trial.number)
         return acc if mode == "constrained" else (acc, lat)
 
     interrupted = False
@@ -205,8 +207,15 @@ def optimize_shared(study: optuna.Study, space: FeasibleSpace, acc_of: Callable[
                 if c.complete + c.running >= trials or c.taken >= space.n_networks:
                     time.sleep(POLL_S)  # others finish the last ones; take over if one dies
                     continue
-                study.optimize(objective, n_trials=1, callbacks=[callback],
-                               catch=(ObjectiveFailed,), gc_after_trial=False)
+                try:
+                    study.optimize(objective, n_trials=1, callbacks=[callback],
+                                   catch=(ObjectiveFailed,), gc_after_trial=False)
+                except (ValueError, AssertionError):  # Optuna's tell, by version
+                    if (lost := _failed_by_another(study, mine, returned)) is None:
+                        raise
+                    _log.warning("trial %d (%s) was failed by another worker while it ran (its "
+                                 "heartbeat came late); its network is retried", lost.number,
+                                 lost.user_attrs.get("arch"))
                 if len(failures) >= MAX_CONSECUTIVE_FAILURES:
                     raise ConfigError(
                         f"the objective failed on {len(failures)} networks in a row (last: "
@@ -219,6 +228,24 @@ def optimize_shared(study: optuna.Study, space: FeasibleSpace, acc_of: Callable[
         if sigint.requested and study_counts(study, space).complete < trials:
             interrupted = True
     return study, interrupted
+
+
+def _failed_by_another(study: optuna.Study, mine: set[int], returned: set[int]
+                       ) -> FrozenTrial | None:
+    """This worker's last trial, if its evaluation gave a value but another worker had
+    failed it as stale meanwhile.
+
+    Optuna then refuses the result ("Cannot tell a FAIL trial", or an assertion of its
+    own in some versions); the retry callback has already enqueued the network again,
+    so the worker goes on instead of stopping.
+    """
+    if not mine or max(mine) not in returned:
+        return None
+    last = max(mine)
+    for t in study.get_trials(deepcopy=False, states=(_FAIL,)):
+        if t.number == last:
+            return t
+    return None
 
 
 def _fail_mine(study: optuna.Study, mine: set[int]) -> None:
