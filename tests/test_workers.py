@@ -191,6 +191,7 @@ def test_workers_survive_a_journal_lock_left_by_a_killed_worker(table, tmp_path)
                 if t.state == optuna.trial.TrialState.FAIL]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() without optimize
 def test_journal_heartbeat_is_watched_so_a_stall_of_every_worker_fails_no_live_trial(
         tmp_path, monkeypatch):
     from nasloop.search import shared
