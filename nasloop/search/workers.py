@@ -239,13 +239,11 @@ def _failed_by_another(study: optuna.Study, mine: set[int], returned: set[int]
     own in some versions); the retry callback has already enqueued the network again,
     so the worker goes on instead of stopping.
     """
-    if not mine or max(mine) not in returned:
+    last = max(mine, default=None)
+    if last not in returned:
         return None
-    last = max(mine)
-    for t in study.get_trials(deepcopy=False, states=(_FAIL,)):
-        if t.number == last:
-            return t
-    return None
+    return next((t for t in study.get_trials(deepcopy=False, states=(_FAIL,))
+                 if t.number == last), None)
 
 
 def _fail_mine(study: optuna.Study, mine: set[int]) -> None:
